@@ -1,0 +1,422 @@
+//! One HTTP/1.1 connection on the loop: read a head, route, read the body, run the handler
+//! while watching for the client to leave, write the response; repeat while keep-alive holds.
+//!
+//! Every wait has a deadline (head, body idle, keep-alive idle, write stall), every buffer is
+//! bounded, and requests on a connection are handled one at a time, so pipelined requests are
+//! answered in order and a client that never reads cannot make the server buffer responses.
+
+use std::future::Future;
+use std::io::{self, Read as _, Write as _};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use async_io::{Async, Timer};
+use futures_lite::FutureExt;
+
+use super::chunked::ChunkedDecoder;
+use super::parse::{self, BodyKind, Head, Reject, Scan};
+use super::write::{self, Exchange, OutBody, Outgoing};
+use crate::app::App;
+use crate::request::Request;
+
+/// Bytes asked of the socket per read.
+const READ_CHUNK: usize = 4096;
+
+/// Bodies up to this size are sent in the same write as the head.
+const COALESCE: usize = 32 * 1024;
+
+/// After deciding to close, how long to keep reading (and discarding) what the client still
+/// sends, so the response is not destroyed by a TCP reset.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// Most bytes discarded while lingering.
+const LINGER_BYTES: usize = 64 * 1024;
+
+/// The `Allow` value for `OPTIONS *`.
+const ALLOW_ANY: &str = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS";
+
+/// Why a connection stops.
+enum Stop {
+    /// Close without a response (client left, idle, or nothing to answer).
+    Quiet,
+    /// Answer with this status and reason, then close.
+    Reject(Reject),
+}
+
+impl From<Reject> for Stop {
+    fn from(reject: Reject) -> Stop {
+        Stop::Reject(reject)
+    }
+}
+
+/// A connection being served.
+struct Conn {
+    /// The application.
+    app: Rc<App>,
+    /// The socket.
+    stream: Async<TcpStream>,
+    /// The client's address.
+    peer: SocketAddr,
+    /// Bytes read but not yet consumed (the start of the next head, pipelined requests).
+    buf: Vec<u8>,
+}
+
+/// Serves one connection until it closes.
+pub(crate) async fn serve(app: Rc<App>, stream: Async<TcpStream>, peer: SocketAddr) {
+    let mut conn = Conn {
+        app,
+        stream,
+        peer,
+        buf: Vec::new(),
+    };
+    let mut first = true;
+    loop {
+        match conn.exchange(first).await {
+            Ok(true) => first = false,
+            Ok(false) => {
+                conn.linger().await;
+                return;
+            }
+            Err(Stop::Quiet) => return,
+            Err(Stop::Reject(reject)) => {
+                let bytes = write::error_bytes(reject.status, reject.reason);
+                if conn.write_all(&bytes).await.is_ok() {
+                    conn.linger().await;
+                }
+                return;
+            }
+        }
+    }
+}
+
+impl Conn {
+    /// Handles one request; `Ok(true)` if the connection stays open for another.
+    async fn exchange(&mut self, first: bool) -> Result<bool, Stop> {
+        let head = self.read_head(first).await?;
+        let app = self.app.clone();
+        let config = &app.config;
+        let has_body = head.body != BodyKind::Empty;
+        let exchange = Exchange {
+            head_request: head.method == "HEAD",
+            http10: head.http10,
+            keep_alive: head.keep_alive,
+        };
+        // Answers given without reading the body must close: nothing else safely skips it.
+        let unread = Exchange {
+            keep_alive: exchange.keep_alive && !has_body,
+            ..exchange
+        };
+        if head.target == "*" {
+            // OPTIONS * asks about the server as a whole.
+            let response = crate::Response::new(204).with_header("Allow", ALLOW_ANY);
+            return self.respond(response, unread).await;
+        }
+        let expect_continue = head.expect_continue;
+        let mut req = Request::new(&head.method, &head.target, head.http10, head.headers, Some(self.peer));
+        let route_id = match app.route(&mut req) {
+            Ok(id) => id,
+            Err(response) => return self.respond(response, unread).await,
+        };
+        let limit = app.body_limit(route_id);
+        let body = match head.body {
+            BodyKind::Empty => Vec::new(),
+            BodyKind::Length(n) if n > limit as u64 => {
+                return Err(parse::reject(413, "request body too large").into())
+            }
+            BodyKind::Length(n) => {
+                self.continue_if_expected(expect_continue).await?;
+                self.read_sized_body(n as usize, config.body_timeout).await?
+            }
+            BodyKind::Chunked => {
+                self.continue_if_expected(expect_continue).await?;
+                self.read_chunked_body(limit).await?
+            }
+        };
+        req.set_body(body);
+
+        // Run the handler, but stop at once if the client leaves: its queued job never starts.
+        let dispatch = app.dispatch(route_id, req);
+        let watch = watch_disconnect(&self.stream, &mut self.buf, config.max_head_bytes);
+        let response = match async { Some(dispatch.await) }.or(async { watch.await; None }).await {
+            Some(response) => response,
+            None => return Err(Stop::Quiet),
+        };
+        self.respond(response, exchange).await
+    }
+
+    /// Writes `response`; `Ok(true)` if the connection may carry another request.
+    async fn respond(&mut self, response: crate::Response, exchange: Exchange) -> Result<bool, Stop> {
+        let out = write::prepare(response, exchange, self.app.is_stopping());
+        let close = out.close;
+        self.write_response(out).await.map_err(|_| Stop::Quiet)?;
+        Ok(!close)
+    }
+
+    /// Reads the next request head.
+    async fn read_head(&mut self, first: bool) -> Result<Head, Stop> {
+        let app = self.app.clone();
+        let config = &app.config;
+        // Before the first byte the connection is idle: the keep-alive timer runs (the head
+        // timer for a brand-new connection), and a shutdown closes it at once.
+        let idle_limit = if first {
+            config.header_timeout
+        } else {
+            config.keep_alive_timeout
+        };
+        if self.buf.is_empty() {
+            // An idle connection keeps no buffer.
+            self.buf = Vec::new();
+            if self.app.is_stopping() {
+                return Err(Stop::Quiet);
+            }
+            let stopping = self.app.stopping.clone();
+            let read = self.fill(Instant::now() + idle_limit);
+            let outcome = async { Some(read.await) }
+                .or(async move {
+                    let _ = stopping.recv().await;
+                    None
+                })
+                .await;
+            match outcome {
+                Some(Ok(n)) if n > 0 => {}
+                _ => return Err(Stop::Quiet),
+            }
+        }
+        let deadline = Instant::now() + config.header_timeout;
+        let mut checked = 0;
+        loop {
+            // Empty lines before a request line are ignored (RFC 9112 §2.2).
+            let blank = self.buf.chunks(2).take_while(|pair| *pair == b"\r\n").count() * 2;
+            if blank > 0 {
+                self.buf.drain(..blank);
+                checked = 0;
+            }
+            if !self.buf.is_empty() {
+                match parse::scan_head(&self.buf, checked, config.max_head_bytes)? {
+                    Scan::Complete(end) => {
+                        let head = parse::parse_head(&self.buf[..end], config.max_headers)?;
+                        self.buf.drain(..end);
+                        return Ok(head);
+                    }
+                    Scan::Incomplete(upto) => checked = upto.saturating_sub(3),
+                }
+            }
+            match self.fill(deadline).await {
+                Ok(0) => return Err(Stop::Quiet),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    return Err(parse::reject(408, "request head not received in time").into())
+                }
+                Err(_) => return Err(Stop::Quiet),
+            }
+        }
+    }
+
+    /// Sends `100 Continue` if the client waits for it.
+    async fn continue_if_expected(&mut self, expected: bool) -> Result<(), Stop> {
+        if expected && self.buf.is_empty() {
+            self.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await
+                .map_err(|_| Stop::Quiet)?;
+        }
+        Ok(())
+    }
+
+    /// Reads a body of exactly `len` bytes (already checked against the limit).
+    async fn read_sized_body(&mut self, len: usize, idle: Duration) -> Result<Vec<u8>, Stop> {
+        let buffered = self.buf.len().min(len);
+        let mut body: Vec<u8> = self.buf.drain(..buffered).collect();
+        while body.len() < len {
+            let want = (len - body.len()).min(64 * 1024);
+            let n = read_into(&self.stream, &mut body, want, Instant::now() + idle)
+                .await
+                .map_err(|e| body_read_error(&e))?;
+            if n == 0 {
+                return Err(Stop::Quiet);
+            }
+        }
+        Ok(body)
+    }
+
+    /// Reads and decodes a chunked body of at most `limit` bytes.
+    async fn read_chunked_body(&mut self, limit: usize) -> Result<Vec<u8>, Stop> {
+        let app = self.app.clone();
+        let config = &app.config;
+        let mut decoder = ChunkedDecoder::new(config.max_head_bytes, config.max_headers);
+        let mut body = Vec::new();
+        loop {
+            let progress = decoder.decode(&self.buf, &mut body, limit)?;
+            self.buf.drain(..progress.consumed);
+            if progress.done {
+                return Ok(body);
+            }
+            let n = self
+                .fill(Instant::now() + config.body_timeout)
+                .await
+                .map_err(|e| body_read_error(&e))?;
+            if n == 0 {
+                return Err(Stop::Quiet);
+            }
+        }
+    }
+
+    /// Reads more bytes into the buffer, waiting until `deadline`.
+    fn fill(&mut self, deadline: Instant) -> impl Future<Output = io::Result<usize>> + '_ {
+        read_into(&self.stream, &mut self.buf, READ_CHUNK, deadline)
+    }
+
+    /// Writes a prepared response: head, then body with its framing.
+    async fn write_response(&mut self, out: Outgoing) -> io::Result<()> {
+        let Outgoing { mut head, body, .. } = out;
+        match body {
+            OutBody::Empty => self.write_all(&head).await,
+            OutBody::Full(bytes) if bytes.len() <= COALESCE => {
+                head.extend_from_slice(&bytes);
+                self.write_all(&head).await
+            }
+            OutBody::Full(bytes) => {
+                self.write_all(&head).await?;
+                self.write_all(&bytes).await
+            }
+            OutBody::Chunked(rx) => {
+                self.write_all(&head).await?;
+                self.write_stream(rx, true).await
+            }
+            OutBody::UntilClose(rx) => {
+                self.write_all(&head).await?;
+                self.write_stream(rx, false).await
+            }
+        }
+    }
+
+    /// Writes a streamed body as chunks arrive; `chunked` adds the chunk framing.
+    ///
+    /// Waiting for the producer is bounded by the write timeout, and a client that leaves
+    /// meanwhile ends the stream (the producer then sees its channel closed).
+    async fn write_stream(&mut self, rx: async_channel::Receiver<Vec<u8>>, chunked: bool) -> io::Result<()> {
+        let wait = self.app.config.write_timeout;
+        let cap = self.app.config.max_head_bytes;
+        let mut frame = Vec::new();
+        loop {
+            let next = {
+                let recv = async { Ok(rx.recv().await.ok()) };
+                let watch = async {
+                    watch_disconnect(&self.stream, &mut self.buf, cap).await;
+                    Err(io::Error::from(io::ErrorKind::ConnectionAborted))
+                };
+                let stalled = async {
+                    Timer::after(wait).await;
+                    Err(io::Error::new(io::ErrorKind::TimedOut, "response producer stalled"))
+                };
+                recv.or(watch).or(stalled).await?
+            };
+            let Some(chunk) = next else {
+                if chunked {
+                    self.write_all(b"0\r\n\r\n").await?;
+                }
+                return Ok(());
+            };
+            if chunked {
+                frame.clear();
+                let _ = write!(frame, "{:x}\r\n", chunk.len());
+                frame.extend_from_slice(&chunk);
+                frame.extend_from_slice(b"\r\n");
+                self.write_all(&frame).await?;
+            } else {
+                self.write_all(&chunk).await?;
+            }
+        }
+    }
+
+    /// Writes all of `bytes`; fails if no progress is made for the write timeout.
+    async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
+        let stall = self.app.config.write_timeout;
+        while !bytes.is_empty() {
+            let write = self.stream.write_with(|s| (&*s).write(bytes));
+            let n = timeout(Instant::now() + stall, write)
+                .await
+                .unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::TimedOut, "write stalled")))?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            bytes = &bytes[n..];
+        }
+        Ok(())
+    }
+
+    /// Closes gracefully: stop sending, then read and discard for a moment so unread input does
+    /// not turn the close into a reset that destroys the response in flight.
+    async fn linger(&mut self) {
+        let _ = self.stream.get_ref().shutdown(Shutdown::Write);
+        let deadline = Instant::now() + LINGER;
+        let mut discarded = 0;
+        while discarded < LINGER_BYTES {
+            self.buf.clear();
+            match read_into(&self.stream, &mut self.buf, READ_CHUNK, deadline).await {
+                Ok(n) if n > 0 => discarded += n,
+                _ => break,
+            }
+        }
+    }
+}
+
+/// Maps a body read failure: a timeout gets 408, anything else just closes.
+fn body_read_error(e: &io::Error) -> Stop {
+    if e.kind() == io::ErrorKind::TimedOut {
+        Stop::Reject(parse::reject(408, "request body not received in time"))
+    } else {
+        Stop::Quiet
+    }
+}
+
+/// Appends up to `max` bytes from `stream` to `buf`, waiting until `deadline`.
+async fn read_into(
+    stream: &Async<TcpStream>,
+    buf: &mut Vec<u8>,
+    max: usize,
+    deadline: Instant,
+) -> io::Result<usize> {
+    timeout(deadline, read_some(stream, buf, max))
+        .await
+        .unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::TimedOut, "read timed out")))
+}
+
+/// Appends up to `max` bytes from `stream` to `buf` as soon as some arrive.
+///
+/// Cancel-safe: the buffer only changes inside the non-blocking read, never across an await.
+async fn read_some(stream: &Async<TcpStream>, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    stream
+        .read_with(|s| {
+            let old = buf.len();
+            buf.resize(old + max, 0);
+            let result = (&*s).read(&mut buf[old..]);
+            buf.truncate(old + *result.as_ref().unwrap_or(&0));
+            result
+        })
+        .await
+}
+
+/// Resolves when the client closes or resets the connection; bytes it sends meanwhile (a
+/// pipelined request) are kept in `buf`, up to `cap` bytes, after which reading pauses.
+async fn watch_disconnect(stream: &Async<TcpStream>, buf: &mut Vec<u8>, cap: usize) {
+    loop {
+        if buf.len() >= cap {
+            return futures_lite::future::pending().await;
+        }
+        match read_some(stream, buf, READ_CHUNK.min(cap - buf.len())).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Runs `future` until `deadline`; `None` if the deadline came first.
+async fn timeout<T>(deadline: Instant, future: impl Future<Output = T>) -> Option<T> {
+    async { Some(future.await) }
+        .or(async {
+            Timer::at(deadline).await;
+            None
+        })
+        .await
+}

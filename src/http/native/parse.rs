@@ -1,0 +1,438 @@
+//! Request heads: finding their end, parsing them with `httparse`, and the framing rules of
+//! RFC 9112 §2–3 and §6 that decide how the body is delimited.
+//!
+//! Everything here is synchronous and works on bytes already read, so it can be tested (and
+//! fuzzed) without sockets. A [`Reject`] means: answer with its status, then close.
+
+/// A request head that passed every check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Head {
+    /// The method, as sent.
+    pub(crate) method: String,
+    /// The target in origin form (`/path?query`); absolute-form targets are reduced to it.
+    pub(crate) target: String,
+    /// `true` for HTTP/1.0.
+    pub(crate) http10: bool,
+    /// Header fields as sent.
+    pub(crate) headers: Vec<(String, Vec<u8>)>,
+    /// How the body is delimited.
+    pub(crate) body: BodyKind,
+    /// Whether the client allows the connection to stay open after this request.
+    pub(crate) keep_alive: bool,
+    /// Whether the client waits for `100 Continue` before sending the body.
+    pub(crate) expect_continue: bool,
+}
+
+/// How a request body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyKind {
+    /// No body.
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+}
+
+/// A request that must be refused: the status to answer with and a short reason for the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Reject {
+    /// 400, 413, 414, 417, 431, 501 or 505.
+    pub(crate) status: u16,
+    /// A short, lowercase explanation sent as the body.
+    pub(crate) reason: &'static str,
+}
+
+/// Shorthand for a [`Reject`].
+pub(crate) const fn reject(status: u16, reason: &'static str) -> Reject {
+    Reject { status, reason }
+}
+
+/// Where the search for the end of a head stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scan {
+    /// No end yet; keep reading. The value is how far the buffer has been checked.
+    Incomplete(usize),
+    /// The head ends after this many bytes (including the blank line).
+    Complete(usize),
+}
+
+/// Looks for the end of a head in `buf`, checking only bytes from `checked` on.
+///
+/// Bare LF line endings are refused (400) as soon as they are seen, rather than accepted as some
+/// parsers do: a front proxy and this server must never disagree on where a line ends.
+///
+/// # Errors
+///
+/// 400 for a bare LF; 414 if the request line alone exceeds `max_head`; 431 if the head does.
+pub(crate) fn scan_head(buf: &[u8], checked: usize, max_head: usize) -> Result<Scan, Reject> {
+    let mut i = checked;
+    while i < buf.len() {
+        if buf[i] == b'\n' {
+            if i == 0 || buf[i - 1] != b'\r' {
+                return Err(reject(400, "bare LF in request head; lines must end with CRLF"));
+            }
+            if i >= 3 && &buf[i - 3..=i] == b"\r\n\r\n" {
+                let end = i + 1;
+                if end > max_head {
+                    return Err(too_large(buf, max_head));
+                }
+                return Ok(Scan::Complete(end));
+            }
+        }
+        i += 1;
+    }
+    if buf.len() >= max_head {
+        return Err(too_large(buf, max_head));
+    }
+    // Re-check the last bytes next time: a CRLFCRLF may straddle two reads.
+    Ok(Scan::Incomplete(buf.len()))
+}
+
+/// The rejection for a head over the limit: 414 if the request line never ended, else 431.
+fn too_large(buf: &[u8], max_head: usize) -> Reject {
+    let window = &buf[..buf.len().min(max_head)];
+    if window.windows(2).any(|w| w == b"\r\n") {
+        reject(431, "request header fields too large")
+    } else {
+        reject(414, "request target too long")
+    }
+}
+
+/// Parses a complete head (as found by [`scan_head`]) and applies the framing rules.
+///
+/// # Errors
+///
+/// A [`Reject`] for anything malformed, ambiguous or unsupported; see the module docs.
+pub(crate) fn parse_head(bytes: &[u8], max_headers: usize) -> Result<Head, Reject> {
+    let mut storage;
+    let mut small = [httparse::EMPTY_HEADER; 100];
+    let slots: &mut [httparse::Header<'_>] = if max_headers <= small.len() {
+        &mut small[..max_headers]
+    } else {
+        storage = vec![httparse::EMPTY_HEADER; max_headers];
+        &mut storage
+    };
+    let mut req = httparse::Request::new(slots);
+    match req.parse(bytes) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(reject(400, "incomplete request head")),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(reject(431, "too many header fields"))
+        }
+        Err(httparse::Error::Version) => return Err(version_error(bytes)),
+        Err(httparse::Error::HeaderName) => {
+            return Err(reject(400, "invalid header field name (or folded line, or space before colon)"))
+        }
+        Err(httparse::Error::HeaderValue) => return Err(reject(400, "invalid header field value")),
+        Err(httparse::Error::Token) => return Err(reject(400, "invalid request method")),
+        Err(_) => return Err(reject(400, "malformed request line")),
+    }
+    let method = req.method.unwrap_or_default();
+    let target = req.path.unwrap_or_default();
+    let http10 = req.version == Some(0);
+    if !target.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err(reject(400, "request target must be ASCII without spaces or controls"));
+    }
+    if method == "CONNECT" {
+        return Err(reject(501, "CONNECT is not supported"));
+    }
+    let target = origin_form(method, target)?;
+
+    let mut headers = Vec::with_capacity(req.headers.len());
+    let mut content_length: Option<u64> = None;
+    let mut chunked = false;
+    let mut saw_te = false;
+    let mut hosts = 0;
+    let mut close = false;
+    let mut keep_alive_token = false;
+    let mut expect_continue = false;
+    for header in req.headers.iter() {
+        let name = header.name;
+        let value = header.value;
+        if value.iter().any(|&b| b == 0 || b == b'\r' || b == b'\n') {
+            return Err(reject(400, "invalid header field value"));
+        }
+        if name.eq_ignore_ascii_case("content-length") {
+            let length = parse_content_length(value)?;
+            if content_length.is_some_and(|seen| seen != length) {
+                return Err(reject(400, "conflicting Content-Length values"));
+            }
+            content_length = Some(length);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            // Codings accumulate across fields; chunked must come once, last.
+            for coding in list_items(value) {
+                if chunked {
+                    return Err(reject(400, "chunked must be the final transfer coding"));
+                }
+                if coding.eq_ignore_ascii_case(b"chunked") {
+                    chunked = true;
+                } else if !coding.is_empty() {
+                    return Err(reject(501, "unsupported transfer coding"));
+                }
+            }
+            saw_te = true;
+        } else if name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+            if !value.iter().all(|&b| is_host_byte(b)) {
+                return Err(reject(400, "invalid Host"));
+            }
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in list_items(value) {
+                close |= token.eq_ignore_ascii_case(b"close");
+                keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case("expect") && !http10 {
+            if value.eq_ignore_ascii_case(b"100-continue") {
+                expect_continue = true;
+            } else {
+                return Err(reject(417, "unsupported expectation"));
+            }
+        }
+        headers.push((name.to_string(), value.to_vec()));
+    }
+
+    if saw_te && !chunked {
+        return Err(reject(400, "Transfer-Encoding without a final chunked coding"));
+    }
+    if saw_te && content_length.is_some() {
+        return Err(reject(400, "both Transfer-Encoding and Content-Length"));
+    }
+    if saw_te && http10 {
+        return Err(reject(400, "Transfer-Encoding in an HTTP/1.0 request"));
+    }
+    if !http10 && hosts != 1 {
+        return Err(reject(400, if hosts == 0 { "missing Host" } else { "repeated Host" }));
+    }
+    if http10 && hosts > 1 {
+        return Err(reject(400, "repeated Host"));
+    }
+    let body = match (chunked, content_length) {
+        (true, _) => BodyKind::Chunked,
+        (false, Some(0) | None) => BodyKind::Empty,
+        (false, Some(n)) => BodyKind::Length(n),
+    };
+    let keep_alive = !close && (!http10 || keep_alive_token);
+    Ok(Head {
+        method: method.to_string(),
+        target,
+        http10,
+        headers,
+        body,
+        keep_alive,
+        expect_continue: expect_continue && body != BodyKind::Empty,
+    })
+}
+
+/// Chooses between 505 (a well-formed but unsupported version) and 400 (garbage).
+fn version_error(bytes: &[u8]) -> Reject {
+    let line_end = bytes.windows(2).position(|w| w == b"\r\n").unwrap_or(bytes.len());
+    let line = &bytes[..line_end];
+    let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
+    let well_formed = version.len() == 8
+        && version.starts_with(b"HTTP/")
+        && version[5].is_ascii_digit()
+        && version[6] == b'.'
+        && version[7].is_ascii_digit();
+    if well_formed {
+        reject(505, "HTTP version not supported")
+    } else {
+        reject(400, "malformed request line")
+    }
+}
+
+/// Reduces a request target to origin form: `/path?query`.
+///
+/// Absolute-form (`http://host/path`) is accepted as RFC 9112 §3.2.2 requires; `*` only for
+/// `OPTIONS`; authority-form is only for `CONNECT`, which is refused earlier.
+fn origin_form(method: &str, target: &str) -> Result<String, Reject> {
+    if target.starts_with('/') {
+        return Ok(target.to_string());
+    }
+    if target == "*" {
+        return if method == "OPTIONS" {
+            Ok("*".to_string())
+        } else {
+            Err(reject(400, "asterisk target is only valid for OPTIONS"))
+        };
+    }
+    let lower = target.get(..8).unwrap_or(target).to_ascii_lowercase();
+    let rest = if lower.starts_with("http://") {
+        &target[7..]
+    } else if lower.starts_with("https://") {
+        &target[8..]
+    } else {
+        return Err(reject(400, "request target must be a path or an absolute URI"));
+    };
+    let path_start = rest.find(['/', '?']).unwrap_or(rest.len());
+    if path_start == 0 {
+        return Err(reject(400, "absolute URI without a host"));
+    }
+    let path = &rest[path_start..];
+    Ok(if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/{path}")
+    })
+}
+
+/// Parses one Content-Length field: `1*DIGIT`, or a list of identical ones (RFC 9110 §8.6).
+fn parse_content_length(value: &[u8]) -> Result<u64, Reject> {
+    let bad = reject(400, "invalid Content-Length");
+    let mut result: Option<u64> = None;
+    for item in value.split(|&b| b == b',') {
+        let item = trim_ows(item);
+        if item.is_empty() || !item.iter().all(u8::is_ascii_digit) {
+            return Err(bad);
+        }
+        let mut n: u64 = 0;
+        for &digit in item {
+            n = n
+                .checked_mul(10)
+                .and_then(|n| n.checked_add(u64::from(digit - b'0')))
+                .ok_or(bad)?;
+        }
+        if result.is_some_and(|seen| seen != n) {
+            return Err(reject(400, "conflicting Content-Length values"));
+        }
+        result = Some(n);
+    }
+    result.ok_or(bad)
+}
+
+/// Splits a comma-separated field value into trimmed items (empty items kept, as empty).
+fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|&b| b == b',').map(trim_ows)
+}
+
+/// Trims optional whitespace (SP, HTAB) from both ends.
+fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+/// Returns `true` for bytes allowed in a Host value (reg-name, IPv4, IP-literal, port).
+fn is_host_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]%".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(raw: &str) -> Result<Head, Reject> {
+        let bytes = raw.as_bytes();
+        match scan_head(bytes, 0, 16 * 1024)? {
+            Scan::Complete(end) => parse_head(&bytes[..end], 100),
+            Scan::Incomplete(_) => panic!("incomplete: {raw:?}"),
+        }
+    }
+
+    fn status(raw: &str) -> u16 {
+        head(raw).expect_err("expected a rejection").status
+    }
+
+    #[test]
+    fn simple_get() {
+        let h = head("GET /a?b=1 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!((h.method.as_str(), h.target.as_str()), ("GET", "/a?b=1"));
+        assert!(h.keep_alive && !h.http10);
+        assert_eq!(h.body, BodyKind::Empty);
+    }
+
+    #[test]
+    fn framing_rules() {
+        let cl = |v: &str| format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {v}\r\n\r\n");
+        assert_eq!(head(&cl("5")).unwrap().body, BodyKind::Length(5));
+        assert_eq!(head(&cl("5, 5")).unwrap().body, BodyKind::Length(5));
+        for bad in ["-1", "+5", "5 5", "0x5", "", "5,6", "99999999999999999999999"] {
+            assert_eq!(status(&cl(bad)), 400, "Content-Length {bad:?}");
+        }
+        let te = |v: &str| format!("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: {v}\r\n\r\n");
+        assert_eq!(head(&te("chunked")).unwrap().body, BodyKind::Chunked);
+        assert_eq!(head(&te("Chunked")).unwrap().body, BodyKind::Chunked);
+        assert_eq!(status(&te("gzip, chunked")), 501);
+        assert_eq!(status(&te("chunked, gzip")), 400);
+        assert_eq!(status(&te("chunked, chunked")), 400);
+        assert_eq!(status(&te("identity")), 501);
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"),
+            400
+        );
+        assert_eq!(status("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
+    }
+
+    #[test]
+    fn header_syntax_rules() {
+        assert_eq!(status("GET / HTTP/1.1\r\nHost: x\r\nA: b\r\n c\r\n\r\n"), 400); // obs-fold
+        assert_eq!(status("GET / HTTP/1.1\r\nHost : x\r\n\r\n"), 400);
+        assert_eq!(status("GET / HTTP/1.1\r\nHost: x\r\nA: b\0c\r\n\r\n"), 400);
+        assert_eq!(status("GET / HTTP/1.1\r\nHost: x\r\nA: b\rc\r\n\r\n"), 400);
+        assert_eq!(status("GET / HTTP/1.1\r\n\r\n"), 400);
+        assert_eq!(status("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), 400);
+        assert_eq!(status("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), 400);
+        assert!(head("GET / HTTP/1.0\r\n\r\n").is_ok());
+    }
+
+    #[test]
+    fn request_line_rules() {
+        assert_eq!(status("GET / HTTP/2.0\r\nHost: x\r\n\r\n"), 505);
+        assert_eq!(status("GET / HTTP/1.2\r\nHost: x\r\n\r\n"), 505);
+        assert_eq!(status("GET / FOO\r\nHost: x\r\n\r\n"), 400);
+        assert_eq!(status("GET  / HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
+        assert_eq!(status("G(T / HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
+        assert_eq!(status("GET /\u{e9} HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
+        assert_eq!(status("GET x HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
+        assert_eq!(status("CONNECT x:1 HTTP/1.1\r\nHost: x\r\n\r\n"), 501);
+        assert_eq!(status("GET * HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
+        let absolute = head("GET http://example.com/a?b HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!(absolute.target, "/a?b");
+        let bare = head("GET http://example.com HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!(bare.target, "/");
+    }
+
+    #[test]
+    fn connection_and_expect() {
+        assert!(!head("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap().keep_alive);
+        assert!(!head("GET / HTTP/1.0\r\n\r\n").unwrap().keep_alive);
+        assert!(head("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").unwrap().keep_alive);
+        let expect = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nExpect: 100-continue\r\n\r\n";
+        assert!(head(expect).unwrap().expect_continue);
+        assert_eq!(status("POST / HTTP/1.1\r\nHost: x\r\nExpect: tea\r\n\r\n"), 417);
+    }
+
+    #[test]
+    fn scan_limits_and_line_endings() {
+        assert_eq!(scan_head(b"GET / HTTP/1.1\nHost: x\n\n", 0, 1024).unwrap_err().status, 400);
+        assert_eq!(scan_head(b"GET / HTTP/1.1\r\nHo", 0, 1024).unwrap(), Scan::Incomplete(18));
+        let long_target = format!("GET /{} HTTP/1.1\r\n", "a".repeat(200));
+        assert_eq!(scan_head(long_target.as_bytes(), 0, 100).unwrap_err().status, 414);
+        let long_header = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(200));
+        assert_eq!(scan_head(long_header.as_bytes(), 0, 100).unwrap_err().status, 431);
+        // The end is found when it straddles two reads.
+        let full = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let Scan::Incomplete(checked) = scan_head(&full[..26], 0, 1024).unwrap() else {
+            panic!()
+        };
+        assert_eq!(scan_head(full, checked, 1024).unwrap(), Scan::Complete(full.len()));
+    }
+
+    #[test]
+    fn too_many_headers() {
+        let mut raw = String::from("GET / HTTP/1.1\r\nHost: x\r\n");
+        for i in 0..100 {
+            raw.push_str(&format!("X-{i}: v\r\n"));
+        }
+        raw.push_str("\r\n");
+        assert_eq!(status(&raw), 431);
+    }
+}

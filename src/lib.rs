@@ -1,0 +1,63 @@
+//! steadyloop: a small HTTP/1.1 service runtime for small hosts.
+//!
+//! One thread runs the event loop (smol's reactor driving a `LocalExecutor`) and every request
+//! handler; CPU-heavy work goes to a bounded pool with [`offload`] or `blocking_*` routes, so a
+//! slow report never freezes health checks. Every queue is bounded, every wait has a deadline,
+//! and overload is answered with `503` + `Retry-After` instead of growing queues.
+//!
+//! # Quick start
+//!
+//! ```
+//! use steadyloop::{offload, Request, Response, Router, Server};
+//!
+//! fn app() -> Router {
+//!     Router::new()
+//!         .get("/healthz", |_req| async { "ok" })
+//!         .get("/sum", |req: Request| async move {
+//!             let n: u64 = req.query("n")?.unwrap_or(1_000_000);
+//!             // CPU work runs on the pool; the loop keeps serving others meanwhile.
+//!             let sum = offload(move || (1..=n).sum::<u64>()).await?;
+//!             Ok(Response::json(format!("{{\"sum\":{sum}}}")))
+//!         })
+//!         .blocking_post("/len", |req| format!("{}\n", req.body().len()))
+//! }
+//!
+//! # fn main() -> steadyloop::Result<()> {
+//! // In a real program: Server::builder().addr("127.0.0.1:8080").build(app())?.run()
+//! let server = Server::builder().addr("127.0.0.1:0").spawn(app)?;
+//! # use std::io::{Read, Write};
+//! # let mut s = std::net::TcpStream::connect(server.local_addr())?;
+//! # s.write_all(b"GET /sum?n=10 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+//! # let mut text = String::new();
+//! # s.read_to_string(&mut text)?;
+//! # assert!(text.ends_with("{\"sum\":55}"), "{text}");
+//! server.shutdown()
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+
+mod app;
+mod config;
+mod error;
+mod http;
+mod metrics;
+mod offload;
+mod request;
+mod response;
+mod router;
+mod scope;
+mod server;
+
+pub use config::{ClassConfig, Config, DEFAULT_QUEUE, SETTINGS};
+pub use error::{Error, Result};
+pub use offload::{offload, offload_cancellable, CancelToken, Task};
+pub use request::Request;
+pub use response::{BodyClosed, BodySender, IntoResponse, Response};
+pub use router::Router;
+pub use server::{Server, ServerBuilder, ServerHandle, ShutdownHandle};
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

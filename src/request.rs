@@ -1,0 +1,268 @@
+//! The request type handlers receive: front-end independent, owned, and `Send`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+
+/// An HTTP request as handlers see it: method, path, decoded query, headers, the whole body and
+/// the route's parameters.
+///
+/// The front end has already read and limited the body, so `body()` never waits. A `Request` is
+/// `Send`, so it can move into a blocking route or an offloaded job.
+pub struct Request {
+    /// The method, as sent (methods are case-sensitive).
+    method: String,
+    /// The path part of the target, still percent-encoded.
+    path: String,
+    /// The raw query string (after `?`), still encoded; empty if none.
+    raw_query: String,
+    /// Query pairs, percent- and `+`-decoded, in order.
+    query: Vec<(String, String)>,
+    /// `true` for HTTP/1.0 requests.
+    http10: bool,
+    /// Header fields in the order received; names as sent.
+    headers: Vec<(String, Vec<u8>)>,
+    /// The body, complete.
+    body: Vec<u8>,
+    /// Route parameters (`:id` → value), percent-decoded.
+    params: Vec<(String, String)>,
+    /// The client's address, when the front end knows it.
+    peer: Option<SocketAddr>,
+}
+
+impl Request {
+    /// Creates a request from its parts; front ends call this after parsing.
+    pub(crate) fn new(
+        method: &str,
+        target: &str,
+        http10: bool,
+        headers: Vec<(String, Vec<u8>)>,
+        peer: Option<SocketAddr>,
+    ) -> Request {
+        let (path, raw_query) = match target.split_once('?') {
+            Some((path, query)) => (path, query),
+            None => (target, ""),
+        };
+        let query = raw_query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (decode_component(name, true), decode_component(value, true))
+            })
+            .collect();
+        Request {
+            method: method.to_string(),
+            path: path.to_string(),
+            raw_query: raw_query.to_string(),
+            query,
+            http10,
+            headers,
+            body: Vec::new(),
+            params: Vec::new(),
+            peer,
+        }
+    }
+
+    /// Sets the body (front ends, after reading it).
+    pub(crate) fn set_body(&mut self, body: Vec<u8>) {
+        self.body = body;
+    }
+
+    /// Sets the route parameters (the router, after matching).
+    pub(crate) fn set_params(&mut self, params: Vec<(String, String)>) {
+        self.params = params;
+    }
+
+    /// Returns the method, for example `"GET"`.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// Returns the path of the request target, still percent-encoded (`/items/a%20b`).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Returns the raw query string (the part after `?`, still encoded), or `""`.
+    pub fn raw_query(&self) -> &str {
+        &self.raw_query
+    }
+
+    /// Returns the decoded value of query parameter `name` (the first one, if repeated).
+    ///
+    /// `+` decodes to a space and `%XX` to its byte; invalid UTF-8 is replaced with U+FFFD.
+    pub fn query_str(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Parses query parameter `name` as a `T`.
+    ///
+    /// Returns `Ok(None)` if it is absent, so a default reads naturally:
+    /// `req.query("rows")?.unwrap_or(20_000)`.
+    ///
+    /// # Errors
+    ///
+    /// Returns a 400 [`Error`] naming the parameter if the value does not parse.
+    pub fn query<T: FromStr>(&self, name: &str) -> Result<Option<T>> {
+        match self.query_str(name) {
+            None => Ok(None),
+            Some(value) => value.parse().map(Some).map_err(|_| {
+                Error::bad_request(format!("invalid value for query parameter `{name}`: {value:?}"))
+            }),
+        }
+    }
+
+    /// Returns all decoded query pairs in order.
+    pub fn query_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.query.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// Returns the decoded value of route parameter `name` (`:name` in the route pattern).
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Returns the value of header `name` (case-insensitive; the first one if repeated), if it
+    /// is present and valid UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.header_bytes(name)
+            .and_then(|value| std::str::from_utf8(value).ok())
+    }
+
+    /// Returns the raw value of header `name` (case-insensitive; the first one if repeated).
+    pub fn header_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// Returns all header fields in the order received.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
+    }
+
+    /// Returns the body (empty if the request had none).
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// Returns the body as UTF-8 text.
+    ///
+    /// # Errors
+    ///
+    /// Returns a 400 [`Error`] if the body is not valid UTF-8.
+    pub fn body_str(&self) -> Result<&str> {
+        std::str::from_utf8(&self.body)
+            .map_err(|e| Error::bad_request(format!("request body is not UTF-8: {e}")))
+    }
+
+    /// Takes the body out of the request.
+    pub fn into_body(self) -> Vec<u8> {
+        self.body
+    }
+
+    /// Returns `true` if the request was made with HTTP/1.0.
+    pub fn is_http10(&self) -> bool {
+        self.http10
+    }
+
+    /// Returns the client's address, when the front end knows it.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("query", &self.query)
+            .field("params", &self.params)
+            .field("headers", &self.headers.len())
+            .field("body", &self.body.len())
+            .finish()
+    }
+}
+
+/// Percent-decodes `input`; with `plus`, `+` becomes a space (query strings).
+///
+/// Malformed escapes are kept as they are; invalid UTF-8 becomes U+FFFD.
+pub(crate) fn decode_component(input: &str, plus: bool) -> String {
+    if !input.bytes().any(|b| b == b'%' || (plus && b == b'+')) {
+        return input.to_string();
+    }
+    let bytes = input.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' if plus => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(hi), Some(lo)) => {
+                        out.push(hi << 4 | lo);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Returns the value of an ASCII hex digit.
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_is_decoded() {
+        let req = Request::new("GET", "/r?rows=10&name=a+b%20c&empty&x=%zz", false, vec![], None);
+        assert_eq!(req.path(), "/r");
+        assert_eq!(req.query_str("name"), Some("a b c"));
+        assert_eq!(req.query_str("empty"), Some(""));
+        assert_eq!(req.query_str("x"), Some("%zz"));
+        assert_eq!(req.query::<u32>("rows").unwrap(), Some(10));
+        assert_eq!(req.query::<u32>("missing").unwrap(), None);
+        assert_eq!(req.query::<u32>("name").unwrap_err().status_code(), 400);
+    }
+
+    #[test]
+    fn decode_handles_edges() {
+        assert_eq!(decode_component("%", false), "%");
+        assert_eq!(decode_component("a%4", false), "a%4");
+        assert_eq!(decode_component("a%41", false), "aA");
+        assert_eq!(decode_component("%ff", false), "\u{fffd}");
+        assert_eq!(decode_component("a+b", false), "a+b");
+    }
+
+    #[test]
+    fn header_lookup_is_case_insensitive() {
+        let req = Request::new(
+            "GET",
+            "/",
+            false,
+            vec![("X-Thing".into(), b"1".to_vec()), ("x-thing".into(), b"2".to_vec())],
+            None,
+        );
+        assert_eq!(req.header("x-THING"), Some("1"));
+    }
+}

@@ -1,0 +1,404 @@
+//! The response type handlers return, and the conversions into it.
+
+use std::fmt;
+
+use crate::error::Error;
+
+/// An HTTP response: a status, headers and a body (whole, or streamed through a channel).
+///
+/// Built with the constructors and `with_*` methods; the server adds `Date`, `Content-Length` or
+/// `Transfer-Encoding`, and `Connection` itself, and ignores those headers if a handler sets them
+/// (except `Connection: close`, which is honoured).
+///
+/// # Examples
+///
+/// ```
+/// use steadyloop::Response;
+///
+/// let response = Response::json(r#"{"ok":true}"#)
+///     .with_status(201)
+///     .with_header("Cache-Control", "no-store");
+/// assert_eq!(response.status(), 201);
+/// assert_eq!(response.header("content-type"), Some("application/json"));
+/// ```
+pub struct Response {
+    /// The status code, 200–599.
+    status: u16,
+    /// Header fields in the order they were added.
+    headers: Vec<(String, String)>,
+    /// The body.
+    body: Body,
+    /// Set when a handler added an unsafe header; the server answers 500 instead of sending it.
+    invalid: Option<String>,
+}
+
+/// Where a response body comes from.
+pub(crate) enum Body {
+    /// The whole body, in memory.
+    Full(Vec<u8>),
+    /// Chunks pushed by a producer through a bounded channel; sent with chunked encoding.
+    Stream(async_channel::Receiver<Vec<u8>>),
+}
+
+impl Response {
+    /// Creates an empty response with `status`.
+    ///
+    /// A status outside 200–599 makes the server answer 500 instead (1xx responses are the
+    /// server's own business).
+    pub fn new(status: u16) -> Response {
+        let mut response = Response {
+            status,
+            headers: Vec::new(),
+            body: Body::Full(Vec::new()),
+            invalid: None,
+        };
+        if !(200..=599).contains(&status) {
+            response.invalid = Some(format!("status {status} is not a final status (200-599)"));
+        }
+        response
+    }
+
+    /// Creates a `200 OK` response with a `text/plain; charset=utf-8` body.
+    pub fn text(body: impl Into<String>) -> Response {
+        Response::new(200)
+            .with_header("Content-Type", "text/plain; charset=utf-8")
+            .with_body(body.into().into_bytes())
+    }
+
+    /// Creates a `200 OK` response with an `application/json` body.
+    ///
+    /// The text is sent as given; steadyloop does not serialise or validate JSON.
+    pub fn json(body: impl Into<String>) -> Response {
+        Response::new(200)
+            .with_header("Content-Type", "application/json")
+            .with_body(body.into().into_bytes())
+    }
+
+    /// Creates a `200 OK` response with an `application/octet-stream` body.
+    pub fn bytes(body: impl Into<Vec<u8>>) -> Response {
+        Response::new(200)
+            .with_header("Content-Type", "application/octet-stream")
+            .with_body(body.into())
+    }
+
+    /// Creates a `200 OK` response whose body is streamed from the returned [`BodySender`].
+    ///
+    /// The channel holds at most `capacity` chunks (at least 1): a producer that runs ahead of a
+    /// slow client waits, so memory stays bounded. The body ends when every sender is dropped.
+    /// The server sends it with chunked encoding (HTTP/1.0 clients: until the connection closes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadyloop::{offload, Response};
+    ///
+    /// async fn numbers() -> steadyloop::Result<Response> {
+    ///     let (tx, response) = Response::channel(4);
+    ///     offload(move || {
+    ///         for i in 0..1000 {
+    ///             if tx.send_blocking(format!("{i}\n")).is_err() {
+    ///                 break; // the client went away
+    ///             }
+    ///         }
+    ///     })
+    ///     .detach();
+    ///     Ok(response.with_header("Content-Type", "text/plain"))
+    /// }
+    /// ```
+    pub fn channel(capacity: usize) -> (BodySender, Response) {
+        let (tx, rx) = async_channel::bounded(capacity.max(1));
+        let mut response = Response::new(200);
+        response.body = Body::Stream(rx);
+        (BodySender { tx }, response)
+    }
+
+    /// Sets the status code.
+    pub fn with_status(mut self, status: u16) -> Response {
+        self.status = status;
+        if !(200..=599).contains(&status) && self.invalid.is_none() {
+            self.invalid = Some(format!("status {status} is not a final status (200-599)"));
+        }
+        self
+    }
+
+    /// Adds a header field, replacing an earlier one with the same name (case-insensitive).
+    ///
+    /// A name that is not an HTTP token, or a value containing CR, LF, NUL or another control
+    /// character (other than tab), is not sent: the server answers `500` and logs the problem, so
+    /// a value taken from client input can never split the response.
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Response {
+        let (name, value) = (name.into(), value.into());
+        if self.invalid.is_none() {
+            if !is_token(name.as_bytes()) {
+                self.invalid = Some(format!("invalid header name {name:?}"));
+            } else if !is_field_value(value.as_bytes()) {
+                self.invalid = Some(format!("invalid value for header {name}"));
+            }
+        }
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+        self.headers.push((name, value));
+        self
+    }
+
+    /// Replaces the body with `body`.
+    pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Response {
+        self.body = Body::Full(body.into());
+        self
+    }
+
+    /// Returns the status code.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// Returns the value of header `name` (case-insensitive), if set.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Returns all header fields in the order they were added.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// Returns the body, or an empty slice for a streamed body.
+    pub fn body_bytes(&self) -> &[u8] {
+        match &self.body {
+            Body::Full(bytes) => bytes,
+            Body::Stream(_) => &[],
+        }
+    }
+
+    /// Returns `true` if the body is streamed from a [`BodySender`].
+    pub fn is_streaming(&self) -> bool {
+        matches!(self.body, Body::Stream(_))
+    }
+
+    /// Returns why the response cannot be sent as built, if it cannot.
+    pub(crate) fn invalid_reason(&self) -> Option<&str> {
+        self.invalid.as_deref()
+    }
+
+    /// Splits the response into its parts for a front end to write.
+    pub(crate) fn into_parts(self) -> (u16, Vec<(String, String)>, Body) {
+        (self.status, self.headers, self.body)
+    }
+}
+
+impl fmt::Debug for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let body = match &self.body {
+            Body::Full(bytes) => format!("{} bytes", bytes.len()),
+            Body::Stream(_) => "stream".to_string(),
+        };
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("headers", &self.headers)
+            .field("body", &body)
+            .finish()
+    }
+}
+
+/// The sending half of a streamed response body, made by [`Response::channel`].
+///
+/// It is `Send`: hand it to an offloaded job and push chunks as they are computed. Sending waits
+/// while the channel is full (the client is slower than the producer) and fails once the client
+/// has gone away, which is the producer's signal to stop.
+#[derive(Clone)]
+pub struct BodySender {
+    /// The bounded channel the server drains into the socket.
+    tx: async_channel::Sender<Vec<u8>>,
+}
+
+/// The error returned when the receiving side of a streamed body is gone (the client disconnected
+/// or the response was dropped); the chunk is handed back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyClosed(pub Vec<u8>);
+
+impl fmt::Display for BodyClosed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("response body receiver is gone")
+    }
+}
+
+impl std::error::Error for BodyClosed {}
+
+impl BodySender {
+    /// Sends a chunk, blocking the current thread while the channel is full.
+    ///
+    /// For offloaded jobs and other threads; never call it on the event loop.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`BodyClosed`] once the client is gone.
+    pub fn send_blocking(&self, chunk: impl Into<Vec<u8>>) -> Result<(), BodyClosed> {
+        let chunk = chunk.into();
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        self.tx.send_blocking(chunk).map_err(|e| BodyClosed(e.0))
+    }
+
+    /// Sends a chunk, waiting while the channel is full.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`BodyClosed`] once the client is gone.
+    pub async fn send(&self, chunk: impl Into<Vec<u8>>) -> Result<(), BodyClosed> {
+        let chunk = chunk.into();
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        self.tx.send(chunk).await.map_err(|e| BodyClosed(e.0))
+    }
+
+    /// Returns `true` if the client is gone and further chunks would be discarded.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+impl fmt::Debug for BodySender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BodySender")
+            .field("queued", &self.tx.len())
+            .field("closed", &self.tx.is_closed())
+            .finish()
+    }
+}
+
+/// Conversion of a handler's return value into a [`Response`].
+///
+/// Implemented for [`Response`], `&'static str` and `String` (200, plain text), [`Error`], and
+/// `Result<T, Error>` for any `T` that converts, so handlers can use `?` and return `Ok(...)`.
+pub trait IntoResponse {
+    /// Converts `self` into a response.
+    fn into_response(self) -> Response;
+}
+
+impl IntoResponse for Response {
+    fn into_response(self) -> Response {
+        self
+    }
+}
+
+impl IntoResponse for &'static str {
+    fn into_response(self) -> Response {
+        Response::text(self)
+    }
+}
+
+impl IntoResponse for String {
+    fn into_response(self) -> Response {
+        Response::text(self)
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        Error::into_response(self)
+    }
+}
+
+impl<T: IntoResponse> IntoResponse for Result<T, Error> {
+    fn into_response(self) -> Response {
+        match self {
+            Ok(value) => value.into_response(),
+            Err(err) => {
+                if err.status_code() == 500 {
+                    log::error!("handler error: {err}");
+                }
+                Error::into_response(err)
+            }
+        }
+    }
+}
+
+/// Returns `true` if `name` is a non-empty HTTP token (RFC 9110 §5.6.2).
+pub(crate) fn is_token(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name.iter().all(|&b| {
+            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+        })
+}
+
+/// Returns `true` if `value` is a safe field value: visible ASCII, spaces, tabs and obs-text only.
+pub(crate) fn is_field_value(value: &[u8]) -> bool {
+    value
+        .iter()
+        .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80)
+}
+
+/// Returns the standard reason phrase for `status`.
+pub(crate) fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        412 => "Precondition Failed",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        417 => "Expectation Failed",
+        422 => "Unprocessable Content",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_with_crlf_marks_the_response_invalid() {
+        let response = Response::text("x").with_header("X-Echo", "a\r\nSet-Cookie: b");
+        assert!(response.invalid_reason().is_some());
+        let response = Response::text("x").with_header("Bad Name", "v");
+        assert!(response.invalid_reason().is_some());
+        let response = Response::text("x").with_header("X-Ok", "v\tw ü");
+        assert!(response.invalid_reason().is_none());
+    }
+
+    #[test]
+    fn with_header_replaces_case_insensitively() {
+        let response = Response::text("x").with_header("content-type", "text/csv");
+        assert_eq!(response.header("Content-Type"), Some("text/csv"));
+        assert_eq!(response.headers().count(), 1);
+    }
+
+    #[test]
+    fn informational_status_is_invalid() {
+        assert!(Response::new(101).invalid_reason().is_some());
+        assert!(Response::new(204).invalid_reason().is_none());
+    }
+}

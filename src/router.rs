@@ -1,0 +1,392 @@
+//! The route table: which handler answers a method and path, and how it runs.
+
+mod pattern;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::request::Request;
+use crate::response::{IntoResponse, Response};
+
+pub(crate) use pattern::Pattern;
+
+/// A boxed handler future; it lives on the loop and need not be `Send`.
+pub(crate) type LocalResponseFuture = Pin<Box<dyn Future<Output = Response>>>;
+
+/// How a route's handler runs.
+#[derive(Clone)]
+pub(crate) enum Handler {
+    /// An async handler, polled on the event loop.
+    Async(Rc<dyn Fn(Request) -> LocalResponseFuture>),
+    /// A synchronous handler, run whole on the CPU pool.
+    Blocking(Arc<dyn Fn(Request) -> Response + Send + Sync>),
+}
+
+/// One entry of the route table.
+pub(crate) struct Route {
+    /// The method it answers (`HEAD` is also answered by `GET` routes).
+    pub(crate) method: String,
+    /// The path pattern.
+    pub(crate) pattern: Pattern,
+    /// The handler.
+    pub(crate) handler: Handler,
+    /// The pool class its offloaded work goes to; `None` means the default class.
+    pub(crate) class: Option<String>,
+    /// Its own body limit, overriding the server's.
+    pub(crate) body_limit: Option<usize>,
+    /// Its whole-request deadline, if any (504 when exceeded).
+    pub(crate) timeout: Option<Duration>,
+    /// `"GET /items/:id"`: the label used in logs and metrics.
+    pub(crate) label: String,
+}
+
+/// The outcome of looking up a method and path.
+pub(crate) enum Lookup<'a> {
+    /// This route answers; here are its decoded parameters.
+    Found(usize, &'a Route, Vec<(String, String)>),
+    /// The path exists, but not for this method; the value is the `Allow` header.
+    MethodNotAllowed(String),
+    /// No route has this path.
+    NotFound,
+}
+
+/// A table of routes: method + path pattern → handler.
+///
+/// Patterns are literal segments, `:name` parameters (one segment) and a final `*name` (the rest
+/// of the path): `/items/:id`, `/files/*path`. When several patterns match, literal segments win
+/// over parameters. `GET` routes also answer `HEAD` (without a body). An unknown path gets 404; a
+/// known path with another method gets 405 with an `Allow` header.
+///
+/// Async handlers run on the event loop and may hold `!Send` state such as `Rc<RefCell<_>>`.
+/// Handlers registered with `blocking_*` run whole on the CPU pool.
+///
+/// # Examples
+///
+/// ```
+/// use steadyloop::{offload, Request, Response, Router};
+///
+/// let app = Router::new()
+///     .get("/healthz", |_req| async { "ok" })
+///     .get("/items/:id", |req: Request| async move {
+///         let id: u64 = req.param("id").unwrap_or("").parse()
+///             .map_err(|_| steadyloop::Error::bad_request("id must be a number"))?;
+///         let square = offload(move || id * id).await?;
+///         Ok(Response::json(format!("{{\"square\":{square}}}")))
+///     })
+///     .blocking_post("/digest", |req| format!("{} bytes\n", req.body().len()));
+/// # let _ = app;
+/// ```
+///
+/// Loop handlers may hold `!Send` state:
+///
+/// ```
+/// use std::{cell::Cell, rc::Rc};
+/// let hits = Rc::new(Cell::new(0u64));
+/// let app = steadyloop::Router::new().get("/hits", move |_req| {
+///     let hits = hits.clone();
+///     async move {
+///         hits.set(hits.get() + 1);
+///         format!("{}\n", hits.get())
+///     }
+/// });
+/// # let _ = app;
+/// ```
+///
+/// but blocking handlers run on another thread, so they may not:
+///
+/// ```compile_fail
+/// use std::{cell::Cell, rc::Rc};
+/// let hits = Rc::new(Cell::new(0u64));
+/// let app = steadyloop::Router::new().blocking_get("/hits", move |_req| {
+///     hits.set(hits.get() + 1);
+///     "counted"
+/// });
+/// ```
+#[derive(Default)]
+pub struct Router {
+    /// The routes in registration order.
+    routes: Vec<Route>,
+}
+
+impl Router {
+    /// Creates an empty router.
+    pub fn new() -> Router {
+        Router::default()
+    }
+
+    /// Adds an async handler for `GET` (and `HEAD`) on `pattern`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `pattern` is malformed or already has a `GET` route (a programming error, caught
+    /// at startup).
+    pub fn get<H, Fut, R>(self, pattern: &str, handler: H) -> Router
+    where
+        H: Fn(Request) -> Fut + 'static,
+        Fut: Future<Output = R> + 'static,
+        R: IntoResponse,
+    {
+        self.route("GET", pattern, handler)
+    }
+
+    /// Adds an async handler for `POST` on `pattern`. Panics as [`Router::get`] does.
+    pub fn post<H, Fut, R>(self, pattern: &str, handler: H) -> Router
+    where
+        H: Fn(Request) -> Fut + 'static,
+        Fut: Future<Output = R> + 'static,
+        R: IntoResponse,
+    {
+        self.route("POST", pattern, handler)
+    }
+
+    /// Adds an async handler for `PUT` on `pattern`. Panics as [`Router::get`] does.
+    pub fn put<H, Fut, R>(self, pattern: &str, handler: H) -> Router
+    where
+        H: Fn(Request) -> Fut + 'static,
+        Fut: Future<Output = R> + 'static,
+        R: IntoResponse,
+    {
+        self.route("PUT", pattern, handler)
+    }
+
+    /// Adds an async handler for `DELETE` on `pattern`. Panics as [`Router::get`] does.
+    pub fn delete<H, Fut, R>(self, pattern: &str, handler: H) -> Router
+    where
+        H: Fn(Request) -> Fut + 'static,
+        Fut: Future<Output = R> + 'static,
+        R: IntoResponse,
+    {
+        self.route("DELETE", pattern, handler)
+    }
+
+    /// Adds an async handler for `method` on `pattern`; the handler runs on the event loop.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `method` is not an HTTP token, `pattern` is malformed, or the route exists.
+    pub fn route<H, Fut, R>(self, method: &str, pattern: &str, handler: H) -> Router
+    where
+        H: Fn(Request) -> Fut + 'static,
+        Fut: Future<Output = R> + 'static,
+        R: IntoResponse,
+    {
+        let handler = Rc::new(move |req: Request| -> LocalResponseFuture {
+            let future = handler(req);
+            Box::pin(async move { future.await.into_response() })
+        });
+        self.push(method, pattern, Handler::Async(handler))
+    }
+
+    /// Adds a synchronous handler for `GET` (and `HEAD`) that runs whole on the CPU pool.
+    /// Panics as [`Router::route`] does.
+    pub fn blocking_get<H, R>(self, pattern: &str, handler: H) -> Router
+    where
+        H: Fn(Request) -> R + Send + Sync + 'static,
+        R: IntoResponse,
+    {
+        self.blocking_route("GET", pattern, handler)
+    }
+
+    /// Adds a synchronous handler for `POST` that runs whole on the CPU pool.
+    /// Panics as [`Router::route`] does.
+    pub fn blocking_post<H, R>(self, pattern: &str, handler: H) -> Router
+    where
+        H: Fn(Request) -> R + Send + Sync + 'static,
+        R: IntoResponse,
+    {
+        self.blocking_route("POST", pattern, handler)
+    }
+
+    /// Adds a synchronous handler for `method` that runs whole on the CPU pool, like FastAPI's
+    /// plain `def` endpoints: it waits in its pool class's queue, is shed with 503 when the queue
+    /// is full, and a panic in it becomes a 500.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `method` is not an HTTP token, `pattern` is malformed, or the route exists.
+    pub fn blocking_route<H, R>(self, method: &str, pattern: &str, handler: H) -> Router
+    where
+        H: Fn(Request) -> R + Send + Sync + 'static,
+        R: IntoResponse,
+    {
+        let handler = Arc::new(move |req: Request| handler(req).into_response());
+        self.push(method, pattern, Handler::Blocking(handler))
+    }
+
+    /// Puts the route added last into pool class `class`, so its offloaded work (and, for a
+    /// blocking route, its handler) shares that class's workers and queue.
+    ///
+    /// Classes are declared with [`ServerBuilder::class`](crate::ServerBuilder::class); building a
+    /// server whose routes name an undeclared class fails. Defaults to the default class.
+    ///
+    /// # Panics
+    ///
+    /// Panics if no route has been added yet.
+    pub fn class(mut self, class: &str) -> Router {
+        self.last_route().class = Some(class.to_string());
+        self
+    }
+
+    /// Sets the largest request body the route added last accepts (413 beyond).
+    ///
+    /// Defaults to the server's `max_body_bytes`. Panics if no route has been added yet.
+    pub fn body_limit(mut self, bytes: usize) -> Router {
+        self.last_route().body_limit = Some(bytes);
+        self
+    }
+
+    /// Gives the route added last a whole-request deadline: if its handler has not produced a
+    /// response by then, the client gets 504 and the handler (and any job it queued) is dropped;
+    /// a running job's cancel token flips.
+    ///
+    /// Defaults to no deadline. Panics if no route has been added yet.
+    pub fn timeout(mut self, timeout: Duration) -> Router {
+        self.last_route().timeout = Some(timeout);
+        self
+    }
+
+    /// Returns the route added last, for the per-route setters.
+    fn last_route(&mut self) -> &mut Route {
+        self.routes
+            .last_mut()
+            .expect("a route setter was called before any route was added")
+    }
+
+    /// Adds a route after checking it.
+    fn push(mut self, method: &str, pattern: &str, handler: Handler) -> Router {
+        assert!(
+            crate::response::is_token(method.as_bytes()),
+            "invalid HTTP method {method:?}"
+        );
+        let pattern = Pattern::parse(pattern).unwrap_or_else(|e| panic!("{e}"));
+        let duplicate = self
+            .routes
+            .iter()
+            .any(|r| r.method == method && r.pattern == pattern);
+        assert!(!duplicate, "route {method} {} is registered twice", pattern.as_str());
+        self.routes.push(Route {
+            label: format!("{method} {}", pattern.as_str()),
+            method: method.to_string(),
+            pattern,
+            handler,
+            class: None,
+            body_limit: None,
+            timeout: None,
+        });
+        self
+    }
+
+    /// Returns the routes in registration order; a route's index is its id.
+    pub(crate) fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// Finds the route for `method` and `path` (percent-encoded, without the query).
+    pub(crate) fn lookup(&self, method: &str, path: &str) -> Lookup<'_> {
+        let mut best: Option<(usize, Vec<u8>, Vec<(String, String)>)> = None;
+        let mut allowed: Vec<&str> = Vec::new();
+        for (id, route) in self.routes.iter().enumerate() {
+            let Some(params) = route.pattern.matches(path) else {
+                continue;
+            };
+            allowed.push(&route.method);
+            let answers = route.method == method || (method == "HEAD" && route.method == "GET");
+            if !answers {
+                continue;
+            }
+            let rank = route.pattern.specificity();
+            // An explicit HEAD route beats the GET fallback for the same pattern.
+            let exact = route.method == method;
+            let better = match &best {
+                None => true,
+                Some((best_id, best_rank, _)) => {
+                    rank > *best_rank
+                        || (rank == *best_rank && exact && self.routes[*best_id].method != method)
+                }
+            };
+            if better {
+                best = Some((id, rank, params));
+            }
+        }
+        if let Some((id, _, params)) = best {
+            return Lookup::Found(id, &self.routes[id], params);
+        }
+        if allowed.is_empty() {
+            return Lookup::NotFound;
+        }
+        if allowed.contains(&"GET") {
+            allowed.push("HEAD");
+        }
+        allowed.sort_unstable();
+        allowed.dedup();
+        Lookup::MethodNotAllowed(allowed.join(", "))
+    }
+}
+
+impl fmt::Debug for Router {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let labels: Vec<&str> = self.routes.iter().map(|r| r.label.as_str()).collect();
+        f.debug_struct("Router").field("routes", &labels).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app() -> Router {
+        Router::new()
+            .get("/items/:id", |_req| async { "param" })
+            .get("/items/new", |_req| async { "literal" })
+            .post("/items/:id", |_req| async { "post" })
+            .blocking_get("/files/*path", |_req| "files")
+    }
+
+    fn found(router: &Router, method: &str, path: &str) -> Option<(String, Vec<(String, String)>)> {
+        match router.lookup(method, path) {
+            Lookup::Found(_, route, params) => Some((route.label.clone(), params)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn most_specific_pattern_wins() {
+        let router = app();
+        assert_eq!(found(&router, "GET", "/items/new").unwrap().0, "GET /items/new");
+        let (label, params) = found(&router, "GET", "/items/7").unwrap();
+        assert_eq!(label, "GET /items/:id");
+        assert_eq!(params, vec![("id".to_string(), "7".to_string())]);
+    }
+
+    #[test]
+    fn head_falls_back_to_get() {
+        assert_eq!(found(&app(), "HEAD", "/items/7").unwrap().0, "GET /items/:id");
+    }
+
+    #[test]
+    fn wrong_method_lists_allowed_methods() {
+        match app().lookup("DELETE", "/items/7") {
+            Lookup::MethodNotAllowed(allow) => assert_eq!(allow, "GET, HEAD, POST"),
+            _ => panic!("expected 405"),
+        }
+        assert!(matches!(app().lookup("GET", "/nope"), Lookup::NotFound));
+    }
+
+    #[test]
+    #[should_panic(expected = "registered twice")]
+    fn duplicate_routes_panic() {
+        let _ = Router::new()
+            .get("/a", |_req| async { "1" })
+            .get("/a", |_req| async { "2" });
+    }
+
+    #[test]
+    #[should_panic(expected = "before any route")]
+    fn setter_without_route_panics() {
+        let _ = Router::new().class("reports");
+    }
+}
