@@ -71,7 +71,9 @@ impl App {
         for (name, class_config) in declared {
             class_config.validate(&name)?;
             if name == "default" || by_name.contains_key(&name) {
-                return Err(Error::Config(format!("pool class `{name}` is declared twice")));
+                return Err(Error::Config(format!(
+                    "pool class `{name}` is declared twice"
+                )));
             }
             let class = Class::new(&name, class_config, config.low_priority_workers);
             by_name.insert(name, class.clone());
@@ -124,7 +126,7 @@ impl App {
     /// Routes a request: `Ok(route id)` with the parameters set on it, or the 404/405 response.
     pub(crate) fn route(&self, req: &mut Request) -> std::result::Result<usize, Response> {
         match self.router.lookup(req.method(), req.path()) {
-            Lookup::Found(id, _, params) => {
+            Lookup::Found(id, params) => {
                 req.set_params(params);
                 Ok(id)
             }

@@ -82,10 +82,14 @@ impl ClassConfig {
     /// Checks the limits; `name` is used in the message.
     pub(crate) fn validate(&self, name: &str) -> Result<()> {
         if self.workers == 0 {
-            return Err(Error::Config(format!("pool class `{name}`: workers must be at least 1")));
+            return Err(Error::Config(format!(
+                "pool class `{name}`: workers must be at least 1"
+            )));
         }
         if self.queue_timeout.is_zero() {
-            return Err(Error::Config(format!("pool class `{name}`: queue timeout must be above 0")));
+            return Err(Error::Config(format!(
+                "pool class `{name}`: queue timeout must be above 0"
+            )));
         }
         Ok(())
     }
@@ -127,17 +131,26 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("workers", "CPU jobs run at once [number of cores]"),
     ("queue", "CPU jobs that may wait; more get 503 [64]"),
     ("queue-timeout", "longest a CPU job may wait to start [5s]"),
-    ("low-priority-workers", "run CPU jobs at nice 10 (true/false) [true]"),
+    (
+        "low-priority-workers",
+        "run CPU jobs at nice 10 (true/false) [true]",
+    ),
     ("max-head-bytes", "largest request head [16384]"),
     ("max-headers", "most header fields [100]"),
     ("max-body-bytes", "largest request body [1048576]"),
     ("header-timeout", "time for a whole request head [10s]"),
     ("body-timeout", "longest pause in a request body [10s]"),
-    ("keep-alive-timeout", "idle keep-alive connection lifetime [5s]"),
+    (
+        "keep-alive-timeout",
+        "idle keep-alive connection lifetime [5s]",
+    ),
     ("write-timeout", "longest stalled response write [10s]"),
     ("max-connections", "most open connections [1024]"),
     ("drain-timeout", "graceful shutdown deadline [10s]"),
-    ("stall-threshold", "loop poll length reported as a stall [100ms]"),
+    (
+        "stall-threshold",
+        "loop poll length reported as a stall [100ms]",
+    ),
 ];
 
 impl Config {
@@ -232,13 +245,19 @@ fn parse_bool(key: &str, value: &str) -> Result<bool> {
     match value.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err(Error::Config(format!("{key}: expected true or false, got {value:?}"))),
+        _ => Err(Error::Config(format!(
+            "{key}: expected true or false, got {value:?}"
+        ))),
     }
 }
 
 /// Parses a duration: `250ms`, `10s`, `2m`, or a bare number of seconds.
 pub(crate) fn parse_duration(key: &str, value: &str) -> Result<Duration> {
-    let bad = || Error::Config(format!("{key}: expected a duration like 500ms, 10s or 2m, got {value:?}"));
+    let bad = || {
+        Error::Config(format!(
+            "{key}: expected a duration like 500ms, 10s or 2m, got {value:?}"
+        ))
+    };
     let (number, scale_ms) = if let Some(n) = value.strip_suffix("ms") {
         (n, 1)
     } else if let Some(n) = value.strip_suffix('s') {
@@ -261,7 +280,10 @@ mod tests {
 
     #[test]
     fn durations_parse_with_units() {
-        assert_eq!(parse_duration("t", "250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            parse_duration("t", "250ms").unwrap(),
+            Duration::from_millis(250)
+        );
         assert_eq!(parse_duration("t", "10s").unwrap(), Duration::from_secs(10));
         assert_eq!(parse_duration("t", "2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("t", "7").unwrap(), Duration::from_secs(7));

@@ -114,7 +114,9 @@ impl fmt::Display for Error {
         match self {
             Error::Io(err) => write!(f, "i/o error: {err}"),
             Error::Config(message) => write!(f, "invalid configuration: {message}"),
-            Error::Overloaded { class, .. } => write!(f, "overloaded: pool class `{class}` is full"),
+            Error::Overloaded { class, .. } => {
+                write!(f, "overloaded: pool class `{class}` is full")
+            }
             Error::QueueTimeout { class, .. } => {
                 write!(f, "overloaded: job waited too long in pool class `{class}`")
             }

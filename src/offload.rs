@@ -50,7 +50,7 @@ const WORKER_IDLE: Duration = Duration::from_secs(10);
 /// # futures_lite::future::block_on(async {
 /// let sum = offload(|| (1..=1_000_000u64).sum::<u64>()).await?;
 /// assert_eq!(sum, 500_000_500_000);
-/// # steadyloop::Result::Ok(()) }).unwrap();
+/// # Ok::<(), steadyloop::Error>(()) }).unwrap();
 /// ```
 pub fn offload<T, F>(f: F) -> Task<T>
 where
@@ -81,7 +81,7 @@ where
 /// })
 /// .await?;
 /// assert_eq!(rows, 1000);
-/// # steadyloop::Result::Ok(()) }).unwrap();
+/// # Ok::<(), steadyloop::Error>(()) }).unwrap();
 /// ```
 pub fn offload_cancellable<T, F>(f: F) -> Task<T>
 where
@@ -104,8 +104,8 @@ impl CancelToken {
         self.flag.load(Ordering::Relaxed)
     }
 
-    /// Flips the token.
-    pub(crate) fn cancel(&self) {
+    /// Flips the token (the server does this; it is public so job functions can be tested).
+    pub fn cancel(&self) {
         self.flag.store(true, Ordering::Relaxed);
     }
 }
@@ -413,7 +413,11 @@ impl Class {
         // Exponential moving average with weight 1/8, good enough for a Retry-After hint.
         let nanos = u64::try_from(run.as_nanos()).unwrap_or(u64::MAX);
         let old = self.stats.avg_run_nanos.load(Ordering::Relaxed);
-        let new = if old == 0 { nanos } else { old - old / 8 + nanos / 8 };
+        let new = if old == 0 {
+            nanos
+        } else {
+            old - old / 8 + nanos / 8
+        };
         self.stats.avg_run_nanos.store(new, Ordering::Relaxed);
     }
 
@@ -709,7 +713,9 @@ mod tests {
         let queued = submit(class.clone(), |_| 2);
         let shed = submit(class.clone(), |_| 3);
         match block_on(shed) {
-            Err(Error::Overloaded { retry_after, .. }) => assert!(retry_after >= Duration::from_secs(1)),
+            Err(Error::Overloaded { retry_after, .. }) => {
+                assert!(retry_after >= Duration::from_secs(1))
+            }
             other => panic!("expected overload, got {other:?}"),
         }
         gate.wait();

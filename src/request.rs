@@ -113,7 +113,9 @@ impl Request {
         match self.query_str(name) {
             None => Ok(None),
             Some(value) => value.parse().map(Some).map_err(|_| {
-                Error::bad_request(format!("invalid value for query parameter `{name}`: {value:?}"))
+                Error::bad_request(format!(
+                    "invalid value for query parameter `{name}`: {value:?}"
+                ))
             }),
         }
     }
@@ -208,15 +210,13 @@ pub(crate) fn decode_component(input: &str, plus: bool) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' if plus => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(hi), Some(lo)) => {
-                        out.push(hi << 4 | lo);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi << 4 | lo);
+                    i += 2;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b => out.push(b),
         }
         i += 1;
@@ -235,7 +235,13 @@ mod tests {
 
     #[test]
     fn query_is_decoded() {
-        let req = Request::new("GET", "/r?rows=10&name=a+b%20c&empty&x=%zz", false, vec![], None);
+        let req = Request::new(
+            "GET",
+            "/r?rows=10&name=a+b%20c&empty&x=%zz",
+            false,
+            vec![],
+            None,
+        );
         assert_eq!(req.path(), "/r");
         assert_eq!(req.query_str("name"), Some("a b c"));
         assert_eq!(req.query_str("empty"), Some(""));
@@ -260,7 +266,10 @@ mod tests {
             "GET",
             "/",
             false,
-            vec![("X-Thing".into(), b"1".to_vec()), ("x-thing".into(), b"2".to_vec())],
+            vec![
+                ("X-Thing".into(), b"1".to_vec()),
+                ("x-thing".into(), b"2".to_vec()),
+            ],
             None,
         );
         assert_eq!(req.header("x-THING"), Some("1"));

@@ -45,9 +45,9 @@ pub(crate) struct Route {
 }
 
 /// The outcome of looking up a method and path.
-pub(crate) enum Lookup<'a> {
-    /// This route answers; here are its decoded parameters.
-    Found(usize, &'a Route, Vec<(String, String)>),
+pub(crate) enum Lookup {
+    /// The route with this id answers; here are its decoded parameters.
+    Found(usize, Vec<(String, String)>),
     /// The path exists, but not for this method; the value is the `Allow` header.
     MethodNotAllowed(String),
     /// No route has this path.
@@ -267,7 +267,11 @@ impl Router {
             .routes
             .iter()
             .any(|r| r.method == method && r.pattern == pattern);
-        assert!(!duplicate, "route {method} {} is registered twice", pattern.as_str());
+        assert!(
+            !duplicate,
+            "route {method} {} is registered twice",
+            pattern.as_str()
+        );
         self.routes.push(Route {
             label: format!("{method} {}", pattern.as_str()),
             method: method.to_string(),
@@ -286,8 +290,10 @@ impl Router {
     }
 
     /// Finds the route for `method` and `path` (percent-encoded, without the query).
-    pub(crate) fn lookup(&self, method: &str, path: &str) -> Lookup<'_> {
-        let mut best: Option<(usize, Vec<u8>, Vec<(String, String)>)> = None;
+    pub(crate) fn lookup(&self, method: &str, path: &str) -> Lookup {
+        // The best match so far: route id, its specificity, its parameters.
+        let mut best: Option<(usize, Vec<u8>)> = None;
+        let mut best_params = Vec::new();
         let mut allowed: Vec<&str> = Vec::new();
         for (id, route) in self.routes.iter().enumerate() {
             let Some(params) = route.pattern.matches(path) else {
@@ -303,17 +309,18 @@ impl Router {
             let exact = route.method == method;
             let better = match &best {
                 None => true,
-                Some((best_id, best_rank, _)) => {
+                Some((best_id, best_rank)) => {
                     rank > *best_rank
                         || (rank == *best_rank && exact && self.routes[*best_id].method != method)
                 }
             };
             if better {
-                best = Some((id, rank, params));
+                best = Some((id, rank));
+                best_params = params;
             }
         }
-        if let Some((id, _, params)) = best {
-            return Lookup::Found(id, &self.routes[id], params);
+        if let Some((id, _)) = best {
+            return Lookup::Found(id, best_params);
         }
         if allowed.is_empty() {
             return Lookup::NotFound;
@@ -348,7 +355,7 @@ mod tests {
 
     fn found(router: &Router, method: &str, path: &str) -> Option<(String, Vec<(String, String)>)> {
         match router.lookup(method, path) {
-            Lookup::Found(_, route, params) => Some((route.label.clone(), params)),
+            Lookup::Found(id, params) => Some((router.routes()[id].label.clone(), params)),
             _ => None,
         }
     }
@@ -356,7 +363,10 @@ mod tests {
     #[test]
     fn most_specific_pattern_wins() {
         let router = app();
-        assert_eq!(found(&router, "GET", "/items/new").unwrap().0, "GET /items/new");
+        assert_eq!(
+            found(&router, "GET", "/items/new").unwrap().0,
+            "GET /items/new"
+        );
         let (label, params) = found(&router, "GET", "/items/7").unwrap();
         assert_eq!(label, "GET /items/:id");
         assert_eq!(params, vec![("id".to_string(), "7".to_string())]);
@@ -364,7 +374,10 @@ mod tests {
 
     #[test]
     fn head_falls_back_to_get() {
-        assert_eq!(found(&app(), "HEAD", "/items/7").unwrap().0, "GET /items/:id");
+        assert_eq!(
+            found(&app(), "HEAD", "/items/7").unwrap().0,
+            "GET /items/:id"
+        );
     }
 
     #[test]

@@ -37,7 +37,7 @@ use crate::router::Router;
 ///     .keep_alive_timeout(Duration::from_secs(2))
 ///     .build(app)?;
 /// assert!(server.local_addr().port() > 0);
-/// # steadyloop::Result::Ok(())
+/// # Ok::<(), steadyloop::Error>(())
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct ServerBuilder {
@@ -212,7 +212,7 @@ impl ServerBuilder {
     /// # s.read_to_string(&mut text)?;
     /// # assert!(text.ends_with("ok"));
     /// server.shutdown()?;
-    /// # steadyloop::Result::Ok(())
+    /// # Ok::<(), steadyloop::Error>(())
     /// ```
     ///
     /// # Errors
@@ -355,7 +355,10 @@ impl Server {
 
         // Graceful: stop accepting, close idle connections, let in-flight requests finish.
         let open = app.connections.get();
-        log::info!("shutting down: finishing {open} connection(s), waiting up to {:?}", app.config.drain_timeout);
+        log::info!(
+            "shutting down: finishing {open} connection(s), waiting up to {:?}",
+            app.config.drain_timeout
+        );
         stop_tx.close();
         accept.await;
         let drained = async {
@@ -493,9 +496,11 @@ impl ServerHandle {
     fn join_thread(&mut self) -> Result<()> {
         match self.thread.take() {
             None => Ok(()),
-            Some(thread) => thread
-                .join()
-                .unwrap_or_else(|payload| Err(Error::HandlerPanicked(crate::offload::panic_message(payload.as_ref())))),
+            Some(thread) => thread.join().unwrap_or_else(|payload| {
+                Err(Error::HandlerPanicked(crate::offload::panic_message(
+                    payload.as_ref(),
+                )))
+            }),
         }
     }
 }

@@ -146,7 +146,10 @@ mod tests {
             params("/files/*path", "/files/a/b%2Fc"),
             Some(vec![("path".into(), "a/b/c".into())])
         );
-        assert_eq!(params("/files/*path", "/files/"), Some(vec![("path".into(), "".into())]));
+        assert_eq!(
+            params("/files/*path", "/files/"),
+            Some(vec![("path".into(), "".into())])
+        );
         assert_eq!(params("/files/*path", "/file"), None);
     }
 

@@ -102,11 +102,16 @@ impl ChunkedDecoder {
             let b = input[i];
             match self.state {
                 State::Data(remaining) => {
-                    let take = (input.len() - i).min(usize::try_from(remaining).unwrap_or(usize::MAX));
+                    let take =
+                        (input.len() - i).min(usize::try_from(remaining).unwrap_or(usize::MAX));
                     out.extend_from_slice(&input[i..i + take]);
                     i += take;
                     let left = remaining - take as u64;
-                    self.state = if left == 0 { State::DataCr } else { State::Data(left) };
+                    self.state = if left == 0 {
+                        State::DataCr
+                    } else {
+                        State::Data(left)
+                    };
                     continue;
                 }
                 State::Size | State::SizeTail | State::Extension => {
@@ -198,7 +203,8 @@ impl ChunkedDecoder {
                 b'\r' if self.trailer_colon => self.state = State::TrailerLf,
                 b':' if !self.trailer_colon => self.trailer_colon = true,
                 _ if !self.trailer_colon && is_token_byte(b) => {}
-                _ if self.trailer_colon && (b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80) => {}
+                _ if self.trailer_colon
+                    && (b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80) => {}
                 _ => return Err(reject(400, "invalid trailer field")),
             },
             State::TrailerLf => {
@@ -237,13 +243,18 @@ mod tests {
         let mut decoder = ChunkedDecoder::new(1024, 10);
         let mut out = Vec::new();
         let progress = decoder.decode(input, &mut out, limit)?;
-        assert!(progress.done, "not done: {:?}", String::from_utf8_lossy(input));
+        assert!(
+            progress.done,
+            "not done: {:?}",
+            String::from_utf8_lossy(input)
+        );
         Ok((out, progress.consumed))
     }
 
     #[test]
     fn decodes_chunks_extensions_and_trailers() {
-        let (out, used) = decode_all(b"5\r\nhello\r\n6;a=b\r\n world\r\n0\r\n\r\nNEXT", 100).unwrap();
+        let (out, used) =
+            decode_all(b"5\r\nhello\r\n6;a=b\r\n world\r\n0\r\n\r\nNEXT", 100).unwrap();
         assert_eq!(out, b"hello world");
         assert_eq!(used, 30);
         let (out, _) = decode_all(b"A \t;x\r\n0123456789\r\n0\r\nX-T: v\r\n\r\n", 100).unwrap();
@@ -308,7 +319,10 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.status, 431);
         assert_eq!(
-            ChunkedDecoder::new(1024, 10).decode(b"0\r\n folded\r\n\r\n", &mut out, 100).unwrap_err().status,
+            ChunkedDecoder::new(1024, 10)
+                .decode(b"0\r\n folded\r\n\r\n", &mut out, 100)
+                .unwrap_err()
+                .status,
             400
         );
     }

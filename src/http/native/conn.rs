@@ -113,7 +113,13 @@ impl Conn {
             return self.respond(response, unread).await;
         }
         let expect_continue = head.expect_continue;
-        let mut req = Request::new(&head.method, &head.target, head.http10, head.headers, Some(self.peer));
+        let mut req = Request::new(
+            &head.method,
+            &head.target,
+            head.http10,
+            head.headers,
+            Some(self.peer),
+        );
         let route_id = match app.route(&mut req) {
             Ok(id) => id,
             Err(response) => return self.respond(response, unread).await,
@@ -126,7 +132,8 @@ impl Conn {
             }
             BodyKind::Length(n) => {
                 self.continue_if_expected(expect_continue).await?;
-                self.read_sized_body(n as usize, config.body_timeout).await?
+                self.read_sized_body(n as usize, config.body_timeout)
+                    .await?
             }
             BodyKind::Chunked => {
                 self.continue_if_expected(expect_continue).await?;
@@ -138,7 +145,13 @@ impl Conn {
         // Run the handler, but stop at once if the client leaves: its queued job never starts.
         let dispatch = app.dispatch(route_id, req);
         let watch = watch_disconnect(&self.stream, &mut self.buf, config.max_head_bytes);
-        let response = match async { Some(dispatch.await) }.or(async { watch.await; None }).await {
+        let response = match async { Some(dispatch.await) }
+            .or(async {
+                watch.await;
+                None
+            })
+            .await
+        {
             Some(response) => response,
             None => return Err(Stop::Quiet),
         };
@@ -146,7 +159,11 @@ impl Conn {
     }
 
     /// Writes `response`; `Ok(true)` if the connection may carry another request.
-    async fn respond(&mut self, response: crate::Response, exchange: Exchange) -> Result<bool, Stop> {
+    async fn respond(
+        &mut self,
+        response: crate::Response,
+        exchange: Exchange,
+    ) -> Result<bool, Stop> {
         let out = write::prepare(response, exchange, self.app.is_stopping());
         let close = out.close;
         self.write_response(out).await.map_err(|_| Stop::Quiet)?;
@@ -187,7 +204,12 @@ impl Conn {
         let mut checked = 0;
         loop {
             // Empty lines before a request line are ignored (RFC 9112 §2.2).
-            let blank = self.buf.chunks(2).take_while(|pair| *pair == b"\r\n").count() * 2;
+            let blank = self
+                .buf
+                .chunks(2)
+                .take_while(|pair| *pair == b"\r\n")
+                .count()
+                * 2;
             if blank > 0 {
                 self.buf.drain(..blank);
                 checked = 0;
@@ -294,7 +316,11 @@ impl Conn {
     ///
     /// Waiting for the producer is bounded by the write timeout, and a client that leaves
     /// meanwhile ends the stream (the producer then sees its channel closed).
-    async fn write_stream(&mut self, rx: async_channel::Receiver<Vec<u8>>, chunked: bool) -> io::Result<()> {
+    async fn write_stream(
+        &mut self,
+        rx: async_channel::Receiver<Vec<u8>>,
+        chunked: bool,
+    ) -> io::Result<()> {
         let wait = self.app.config.write_timeout;
         let cap = self.app.config.max_head_bytes;
         let mut frame = Vec::new();
@@ -307,7 +333,10 @@ impl Conn {
                 };
                 let stalled = async {
                     Timer::after(wait).await;
-                    Err(io::Error::new(io::ErrorKind::TimedOut, "response producer stalled"))
+                    Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "response producer stalled",
+                    ))
                 };
                 recv.or(watch).or(stalled).await?
             };

@@ -70,7 +70,10 @@ pub(crate) fn scan_head(buf: &[u8], checked: usize, max_head: usize) -> Result<S
     while i < buf.len() {
         if buf[i] == b'\n' {
             if i == 0 || buf[i - 1] != b'\r' {
-                return Err(reject(400, "bare LF in request head; lines must end with CRLF"));
+                return Err(reject(
+                    400,
+                    "bare LF in request head; lines must end with CRLF",
+                ));
             }
             if i >= 3 && &buf[i - 3..=i] == b"\r\n\r\n" {
                 let end = i + 1;
@@ -117,12 +120,13 @@ pub(crate) fn parse_head(bytes: &[u8], max_headers: usize) -> Result<Head, Rejec
     match req.parse(bytes) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return Err(reject(400, "incomplete request head")),
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(reject(431, "too many header fields"))
-        }
+        Err(httparse::Error::TooManyHeaders) => return Err(reject(431, "too many header fields")),
         Err(httparse::Error::Version) => return Err(version_error(bytes)),
         Err(httparse::Error::HeaderName) => {
-            return Err(reject(400, "invalid header field name (or folded line, or space before colon)"))
+            return Err(reject(
+                400,
+                "invalid header field name (or folded line, or space before colon)",
+            ))
         }
         Err(httparse::Error::HeaderValue) => return Err(reject(400, "invalid header field value")),
         Err(httparse::Error::Token) => return Err(reject(400, "invalid request method")),
@@ -132,7 +136,10 @@ pub(crate) fn parse_head(bytes: &[u8], max_headers: usize) -> Result<Head, Rejec
     let target = req.path.unwrap_or_default();
     let http10 = req.version == Some(0);
     if !target.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-        return Err(reject(400, "request target must be ASCII without spaces or controls"));
+        return Err(reject(
+            400,
+            "request target must be ASCII without spaces or controls",
+        ));
     }
     if method == "CONNECT" {
         return Err(reject(501, "CONNECT is not supported"));
@@ -193,7 +200,10 @@ pub(crate) fn parse_head(bytes: &[u8], max_headers: usize) -> Result<Head, Rejec
     }
 
     if saw_te && !chunked {
-        return Err(reject(400, "Transfer-Encoding without a final chunked coding"));
+        return Err(reject(
+            400,
+            "Transfer-Encoding without a final chunked coding",
+        ));
     }
     if saw_te && content_length.is_some() {
         return Err(reject(400, "both Transfer-Encoding and Content-Length"));
@@ -202,7 +212,14 @@ pub(crate) fn parse_head(bytes: &[u8], max_headers: usize) -> Result<Head, Rejec
         return Err(reject(400, "Transfer-Encoding in an HTTP/1.0 request"));
     }
     if !http10 && hosts != 1 {
-        return Err(reject(400, if hosts == 0 { "missing Host" } else { "repeated Host" }));
+        return Err(reject(
+            400,
+            if hosts == 0 {
+                "missing Host"
+            } else {
+                "repeated Host"
+            },
+        ));
     }
     if http10 && hosts > 1 {
         return Err(reject(400, "repeated Host"));
@@ -226,7 +243,10 @@ pub(crate) fn parse_head(bytes: &[u8], max_headers: usize) -> Result<Head, Rejec
 
 /// Chooses between 505 (a well-formed but unsupported version) and 400 (garbage).
 fn version_error(bytes: &[u8]) -> Reject {
-    let line_end = bytes.windows(2).position(|w| w == b"\r\n").unwrap_or(bytes.len());
+    let line_end = bytes
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .unwrap_or(bytes.len());
     let line = &bytes[..line_end];
     let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
     let well_formed = version.len() == 8
@@ -262,7 +282,10 @@ fn origin_form(method: &str, target: &str) -> Result<String, Reject> {
     } else if lower.starts_with("https://") {
         &target[8..]
     } else {
-        return Err(reject(400, "request target must be a path or an absolute URI"));
+        return Err(reject(
+            400,
+            "request target must be a path or an absolute URI",
+        ));
     };
     let path_start = rest.find(['/', '?']).unwrap_or(rest.len());
     if path_start == 0 {
@@ -350,7 +373,15 @@ mod tests {
         let cl = |v: &str| format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {v}\r\n\r\n");
         assert_eq!(head(&cl("5")).unwrap().body, BodyKind::Length(5));
         assert_eq!(head(&cl("5, 5")).unwrap().body, BodyKind::Length(5));
-        for bad in ["-1", "+5", "5 5", "0x5", "", "5,6", "99999999999999999999999"] {
+        for bad in [
+            "-1",
+            "+5",
+            "5 5",
+            "0x5",
+            "",
+            "5,6",
+            "99999999999999999999999",
+        ] {
             assert_eq!(status(&cl(bad)), 400, "Content-Length {bad:?}");
         }
         let te = |v: &str| format!("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: {v}\r\n\r\n");
@@ -368,12 +399,18 @@ mod tests {
             status("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"),
             400
         );
-        assert_eq!(status("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
+        assert_eq!(
+            status("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            400
+        );
     }
 
     #[test]
     fn header_syntax_rules() {
-        assert_eq!(status("GET / HTTP/1.1\r\nHost: x\r\nA: b\r\n c\r\n\r\n"), 400); // obs-fold
+        assert_eq!(
+            status("GET / HTTP/1.1\r\nHost: x\r\nA: b\r\n c\r\n\r\n"),
+            400
+        ); // obs-fold
         assert_eq!(status("GET / HTTP/1.1\r\nHost : x\r\n\r\n"), 400);
         assert_eq!(status("GET / HTTP/1.1\r\nHost: x\r\nA: b\0c\r\n\r\n"), 400);
         assert_eq!(status("GET / HTTP/1.1\r\nHost: x\r\nA: b\rc\r\n\r\n"), 400);
@@ -402,28 +439,61 @@ mod tests {
 
     #[test]
     fn connection_and_expect() {
-        assert!(!head("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap().keep_alive);
+        assert!(
+            !head("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .unwrap()
+                .keep_alive
+        );
         assert!(!head("GET / HTTP/1.0\r\n\r\n").unwrap().keep_alive);
-        assert!(head("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").unwrap().keep_alive);
-        let expect = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nExpect: 100-continue\r\n\r\n";
+        assert!(
+            head("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
+                .unwrap()
+                .keep_alive
+        );
+        let expect =
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nExpect: 100-continue\r\n\r\n";
         assert!(head(expect).unwrap().expect_continue);
-        assert_eq!(status("POST / HTTP/1.1\r\nHost: x\r\nExpect: tea\r\n\r\n"), 417);
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nHost: x\r\nExpect: tea\r\n\r\n"),
+            417
+        );
     }
 
     #[test]
     fn scan_limits_and_line_endings() {
-        assert_eq!(scan_head(b"GET / HTTP/1.1\nHost: x\n\n", 0, 1024).unwrap_err().status, 400);
-        assert_eq!(scan_head(b"GET / HTTP/1.1\r\nHo", 0, 1024).unwrap(), Scan::Incomplete(18));
+        assert_eq!(
+            scan_head(b"GET / HTTP/1.1\nHost: x\n\n", 0, 1024)
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert_eq!(
+            scan_head(b"GET / HTTP/1.1\r\nHo", 0, 1024).unwrap(),
+            Scan::Incomplete(18)
+        );
         let long_target = format!("GET /{} HTTP/1.1\r\n", "a".repeat(200));
-        assert_eq!(scan_head(long_target.as_bytes(), 0, 100).unwrap_err().status, 414);
+        assert_eq!(
+            scan_head(long_target.as_bytes(), 0, 100)
+                .unwrap_err()
+                .status,
+            414
+        );
         let long_header = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(200));
-        assert_eq!(scan_head(long_header.as_bytes(), 0, 100).unwrap_err().status, 431);
+        assert_eq!(
+            scan_head(long_header.as_bytes(), 0, 100)
+                .unwrap_err()
+                .status,
+            431
+        );
         // The end is found when it straddles two reads.
         let full = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
         let Scan::Incomplete(checked) = scan_head(&full[..26], 0, 1024).unwrap() else {
             panic!()
         };
-        assert_eq!(scan_head(full, checked, 1024).unwrap(), Scan::Complete(full.len()));
+        assert_eq!(
+            scan_head(full, checked, 1024).unwrap(),
+            Scan::Complete(full.len())
+        );
     }
 
     #[test]

@@ -25,8 +25,6 @@ pub(crate) struct Outgoing {
     pub(crate) body: OutBody,
     /// Close the connection after this response.
     pub(crate) close: bool,
-    /// The status sent (for logs and metrics).
-    pub(crate) status: u16,
 }
 
 /// The body part of an [`Outgoing`].
@@ -42,7 +40,13 @@ pub(crate) enum OutBody {
 }
 
 /// Headers the server writes itself; handler values for them are ignored.
-const OWNED: [&str; 5] = ["content-length", "transfer-encoding", "connection", "date", "keep-alive"];
+const OWNED: [&str; 5] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "date",
+    "keep-alive",
+];
 
 /// Prepares `response` for writing.
 pub(crate) fn prepare(response: Response, exchange: Exchange, shutting_down: bool) -> Outgoing {
@@ -112,12 +116,7 @@ pub(crate) fn prepare(response: Response, exchange: Exchange, shutting_down: boo
         head.extend_from_slice(b"Connection: keep-alive\r\n");
     }
     head.extend_from_slice(b"\r\n");
-    Outgoing {
-        head,
-        body,
-        close,
-        status,
-    }
+    Outgoing { head, body, close }
 }
 
 /// Builds the complete bytes of a server-generated error response (always `Connection: close`).
@@ -164,7 +163,14 @@ mod tests {
 
     #[test]
     fn head_keeps_length_but_drops_body() {
-        let out = prepare(Response::text("hello"), Exchange { head_request: true, ..GET11 }, false);
+        let out = prepare(
+            Response::text("hello"),
+            Exchange {
+                head_request: true,
+                ..GET11
+            },
+            false,
+        );
         assert!(text(&out).contains("Content-Length: 5\r\n"));
         assert!(matches!(out.body, OutBody::Empty));
     }
@@ -178,7 +184,11 @@ mod tests {
 
     #[test]
     fn connection_close_from_handler_or_shutdown() {
-        let out = prepare(Response::text("x").with_header("Connection", "close"), GET11, false);
+        let out = prepare(
+            Response::text("x").with_header("Connection", "close"),
+            GET11,
+            false,
+        );
         assert!(out.close && text(&out).contains("Connection: close\r\n"));
         let out = prepare(Response::text("x"), GET11, true);
         assert!(out.close && text(&out).contains("Connection: close\r\n"));
@@ -190,14 +200,25 @@ mod tests {
         let out = prepare(response, GET11, false);
         assert!(text(&out).contains("Transfer-Encoding: chunked\r\n"));
         let (_tx, response) = Response::channel(1);
-        let out = prepare(response, Exchange { http10: true, ..GET11 }, false);
+        let out = prepare(
+            response,
+            Exchange {
+                http10: true,
+                ..GET11
+            },
+            false,
+        );
         assert!(out.close && !text(&out).contains("chunked"));
     }
 
     #[test]
     fn unsafe_header_becomes_500() {
-        let out = prepare(Response::text("x").with_header("X", "a\r\nb: c"), GET11, false);
-        assert_eq!(out.status, 500);
+        let out = prepare(
+            Response::text("x").with_header("X", "a\r\nb: c"),
+            GET11,
+            false,
+        );
+        assert!(text(&out).starts_with("HTTP/1.1 500 "));
         assert!(!text(&out).contains("b: c"));
     }
 }

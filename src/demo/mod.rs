@@ -1,0 +1,72 @@
+//! The demo service's routes: a light health check and a CPU-heavy report, offloaded (the fix)
+//! and inline on the loop (the bug, kept on purpose so its stall can be seen and measured).
+
+pub mod report;
+
+use steadyloop::{offload_cancellable, Error, Request, Response, Result, Router};
+
+use report::{generate_report, parse_csv, synthetic_rows};
+
+/// Rows in a report unless `?rows=` says otherwise (about 20 ms of CPU work).
+pub const DEFAULT_ROWS: usize = 20_000;
+
+/// Most rows a report may ask for.
+pub const MAX_ROWS: usize = 1_000_000;
+
+/// Largest CSV upload for `POST /report`.
+pub const MAX_CSV_BYTES: usize = 8 * 1024 * 1024;
+
+/// The index page.
+const INDEX: &str = "steadyloop demo service
+
+GET  /                    this index
+GET  /healthz             liveness: 200 ok (light, on the loop)
+GET  /report?rows=N       CPU-heavy JSON report over N synthetic rows (offloaded to the pool)
+POST /report              the same report over `id,value` CSV rows in the body (offloaded)
+GET  /report/inline?rows=N  the same report computed ON the event loop: the anti-pattern,
+                          kept on purpose to show the stall it causes (do not do this)
+";
+
+/// Builds the demo application.
+pub fn app() -> Router {
+    Router::new()
+        .get("/", |_req| async { INDEX })
+        .get("/healthz", |_req| async { "ok" })
+        .get("/report", |req: Request| async move {
+            let rows = rows_param(&req)?;
+            let json = offload_cancellable(move |token| {
+                generate_report(&synthetic_rows(rows), Some(token))
+            })
+            .await?;
+            json.map(Response::json).ok_or(Error::Cancelled)
+        })
+        .post("/report", |req: Request| async move {
+            let body = req.into_body();
+            let json = offload_cancellable(move |token| {
+                let text = std::str::from_utf8(&body)
+                    .map_err(|e| Error::bad_request(format!("body is not UTF-8: {e}")))?;
+                let rows = parse_csv(text).map_err(Error::bad_request)?;
+                generate_report(&rows, Some(token)).ok_or(Error::Cancelled)
+            })
+            .await??;
+            Ok(Response::json(json))
+        })
+        .body_limit(MAX_CSV_BYTES)
+        .get("/report/inline", |req: Request| async move {
+            let rows = rows_param(&req)?;
+            // The anti-pattern: CPU work on the event loop stalls every other request.
+            let json = generate_report(&synthetic_rows(rows), None).ok_or(Error::Cancelled)?;
+            Ok(Response::json(json))
+        })
+}
+
+/// Reads `?rows=N`, defaulting to [`DEFAULT_ROWS`] and capped at [`MAX_ROWS`].
+fn rows_param(req: &Request) -> Result<usize> {
+    let rows = req.query("rows")?.unwrap_or(DEFAULT_ROWS);
+    if rows > MAX_ROWS {
+        return Err(Error::bad_request(format!(
+            "rows must be at most {MAX_ROWS}"
+        )));
+    }
+    Ok(rows)
+}

@@ -1,0 +1,176 @@
+//! Helpers shared by the integration tests: a real server on 127.0.0.1:0, a `ureq` client with
+//! a global timeout, and raw-socket helpers that send crafted bytes and parse what comes back.
+
+#![allow(dead_code)] // Each test binary uses a different subset.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use steadyloop::{Router, ServerBuilder, ServerHandle};
+
+/// How long any client operation may take before the test fails instead of hanging.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A builder for a test server on an ephemeral port.
+pub fn builder() -> ServerBuilder {
+    steadyloop::Server::builder().addr("127.0.0.1:0")
+}
+
+/// Starts a server with default settings; it stops when the handle drops.
+pub fn start(make_router: impl FnOnce() -> Router + Send + 'static) -> ServerHandle {
+    start_with(builder(), make_router)
+}
+
+/// Starts a server from `builder`; it stops when the handle drops.
+pub fn start_with(
+    builder: ServerBuilder,
+    make_router: impl FnOnce() -> Router + Send + 'static,
+) -> ServerHandle {
+    builder.spawn(make_router).expect("server starts")
+}
+
+/// A `ureq` agent that fails instead of hanging.
+pub fn client() -> ureq::Agent {
+    ureq::AgentBuilder::new().timeout(CLIENT_TIMEOUT).build()
+}
+
+/// `http://addr/path`.
+pub fn url(server: &ServerHandle, path: &str) -> String {
+    format!("http://{}{path}", server.local_addr())
+}
+
+/// GETs `path` and returns (status, body), whatever the status.
+pub fn get(server: &ServerHandle, path: &str) -> (u16, String) {
+    match client().get(&url(server, path)).call() {
+        Ok(response) => (response.status(), response.into_string().expect("body")),
+        Err(ureq::Error::Status(code, response)) => (code, response.into_string().expect("body")),
+        Err(err) => panic!("GET {path} failed: {err}"),
+    }
+}
+
+/// A raw connection with read and write timeouts.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(CLIENT_TIMEOUT)).unwrap();
+    stream
+}
+
+/// Sends `bytes` on a new connection and reads until the server closes it.
+pub fn exchange(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut stream = connect(addr);
+    stream.write_all(bytes).expect("write");
+    read_until_close(&mut stream)
+}
+
+/// Reads until EOF (or a reset, which also ends the conversation).
+pub fn read_until_close(stream: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return out,
+            Err(e) => panic!("read failed after {} bytes: {e}", out.len()),
+        }
+    }
+}
+
+/// One parsed response.
+#[derive(Debug, Clone)]
+pub struct Raw {
+    /// The status code.
+    pub status: u16,
+    /// Header fields, names lowercased.
+    pub headers: Vec<(String, String)>,
+    /// The body, de-chunked.
+    pub body: Vec<u8>,
+}
+
+impl Raw {
+    /// The first value of header `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Parses every response in `bytes` (a conversation read until close). `head_only` lists, per
+/// response, whether it answers a HEAD request (no body whatever the headers say).
+pub fn parse_responses(mut bytes: &[u8]) -> Vec<Raw> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let (raw, used) = parse_one(bytes, false).unwrap_or_else(|| {
+            panic!(
+                "unparseable response bytes: {:?}",
+                String::from_utf8_lossy(bytes)
+            )
+        });
+        out.push(raw);
+        bytes = &bytes[used..];
+    }
+    out
+}
+
+/// Parses one response at the start of `bytes`; returns it and the bytes it used.
+pub fn parse_one(bytes: &[u8], head_only: bool) -> Option<(Raw, usize)> {
+    let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = std::str::from_utf8(&bytes[..end]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next()?;
+    let status: u16 = status_line.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (n, v) = l.split_once(':').expect("header colon");
+            (n.trim().to_ascii_lowercase(), v.trim().to_string())
+        })
+        .collect();
+    let mut raw = Raw {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    if head_only || status == 204 || status == 304 || (100..200).contains(&status) {
+        return Some((raw, end));
+    }
+    if raw.header("transfer-encoding") == Some("chunked") {
+        let mut pos = end;
+        loop {
+            let line_end = pos + bytes[pos..].windows(2).position(|w| w == b"\r\n")?;
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&bytes[pos..line_end]).ok()?, 16).ok()?;
+            pos = line_end + 2;
+            if size == 0 {
+                return Some((raw, pos + 2));
+            }
+            raw.body.extend_from_slice(bytes.get(pos..pos + size)?);
+            pos += size + 2;
+        }
+    }
+    match raw.header("content-length") {
+        Some(len) => {
+            let len: usize = len.parse().ok()?;
+            raw.body = bytes.get(end..end + len)?.to_vec();
+            Some((raw, end + len))
+        }
+        None => {
+            raw.body = bytes[end..].to_vec();
+            Some((raw, bytes.len()))
+        }
+    }
+}
+
+/// Sends `request` on a new connection and returns the responses it got before the close.
+pub fn raw_responses(addr: SocketAddr, request: &str) -> Vec<Raw> {
+    parse_responses(&exchange(addr, request.as_bytes()))
+}

@@ -1,0 +1,115 @@
+//! The demo binary as users run it: started as a process, driven over HTTP.
+
+mod common;
+
+#[path = "../src/demo/report.rs"]
+#[allow(dead_code)]
+mod report;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// The demo process; killed when dropped.
+struct Demo {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the demo binary on a free port and waits for its "listening" line.
+fn demo(extra: &[&str]) -> Demo {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_steadyloop"))
+        .args(["--addr", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("demo binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let base = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .filter(|url| url.starts_with("http://"))
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_string();
+    Demo { child, base }
+}
+
+fn call(request: ureq::Request) -> (u16, String) {
+    match request.call() {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn get_and_post_report_agree_for_the_same_rows() {
+    let demo = demo(&[]);
+    let client = common::client();
+    let (status, from_get) = call(client.get(&format!("{}/report?rows=300", demo.base)));
+    assert_eq!(status, 200);
+    let csv: String = std::iter::once("id,value\n".to_string())
+        .chain(report::synthetic_rows(300).iter().map(report::csv_line))
+        .collect();
+    let post = client.post(&format!("{}/report", demo.base));
+    let from_post = post.send_string(&csv).unwrap().into_string().unwrap();
+    assert_eq!(from_get, from_post);
+    assert!(from_get.starts_with("{\"rows\":300,"), "{from_get}");
+    let (_, inline) = call(client.get(&format!("{}/report/inline?rows=300", demo.base)));
+    assert_eq!(inline, from_get);
+}
+
+#[test]
+fn demo_routes_and_errors() {
+    let demo = demo(&["--workers", "1"]);
+    let client = common::client();
+    assert_eq!(
+        call(client.get(&format!("{}/healthz", demo.base))),
+        (200, "ok".into())
+    );
+    let (status, index) = call(client.get(&format!("{}/", demo.base)));
+    assert_eq!(status, 200);
+    assert!(index.contains("/report/inline"));
+    let (status, message) = call(client.get(&format!("{}/report?rows=lots", demo.base)));
+    assert_eq!(status, 400);
+    assert!(message.contains("rows"), "{message}");
+    assert_eq!(
+        call(client.get(&format!("{}/report?rows=99999999", demo.base))).0,
+        400
+    );
+    let bad = client
+        .post(&format!("{}/report", demo.base))
+        .send_string("id,value\n1,2\n3,oops\n");
+    match bad {
+        Err(ureq::Error::Status(400, r)) => assert!(r.into_string().unwrap().contains("line 3")),
+        other => panic!("expected 400, got {other:?}"),
+    }
+}
+
+#[test]
+fn help_lists_every_setting() {
+    let out = Command::new(env!("CARGO_BIN_EXE_steadyloop"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for (key, _) in steadyloop::SETTINGS {
+        assert!(text.contains(&format!("--{key}")), "--help misses {key}");
+    }
+    let bad = Command::new(env!("CARGO_BIN_EXE_steadyloop"))
+        .args(["--workers", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
