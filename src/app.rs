@@ -4,17 +4,22 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures_lite::FutureExt;
 
 use crate::config::{ClassConfig, Config};
 use crate::error::{Error, Result};
+use crate::metrics::RequestMetrics;
+use crate::monitor::Monitor;
 use crate::offload::{self, panic_message, Class};
+use crate::probes;
 use crate::request::Request;
 use crate::response::{IntoResponse, Response};
 use crate::router::{Handler, Lookup, Router};
-use crate::scope::Scoped;
+use crate::scope::{RequestScope, Scoped};
 
 /// Everything a front end needs to serve requests; lives on the loop.
 pub(crate) struct App {
@@ -36,12 +41,18 @@ pub(crate) struct App {
     pub(crate) refused: Cell<u64>,
     /// Accept errors that made the accept loop back off.
     pub(crate) accept_errors: Cell<u64>,
+    /// Loop lag and stall detection.
+    pub(crate) monitor: Arc<Monitor>,
+    /// Request counters and latencies.
+    pub(crate) requests: RequestMetrics,
+    /// When the server was built.
+    pub(crate) started: Instant,
 }
 
 /// Counts a connection as open until dropped.
 pub(crate) struct ConnGuard {
     /// The application whose count this is.
-    app: std::rc::Rc<App>,
+    app: Rc<App>,
 }
 
 impl Drop for ConnGuard {
@@ -92,7 +103,13 @@ impl App {
                 }),
             })
             .collect::<Result<_>>()?;
+        let labels = router.routes().iter().map(|r| r.label.clone()).collect();
+        let monitor = Monitor::start(labels, config.stall_threshold);
+        let requests = RequestMetrics::new(router.routes().len());
         Ok(App {
+            monitor,
+            requests,
+            started: Instant::now(),
             router,
             route_classes,
             classes,
@@ -111,7 +128,7 @@ impl App {
     }
 
     /// Counts a new connection; the guard uncounts it.
-    pub(crate) fn open_connection(self: &std::rc::Rc<Self>) -> ConnGuard {
+    pub(crate) fn open_connection(self: &Rc<Self>) -> ConnGuard {
         self.connections.set(self.connections.get() + 1);
         ConnGuard { app: self.clone() }
     }
@@ -123,31 +140,53 @@ impl App {
             .unwrap_or(self.config.max_body_bytes)
     }
 
-    /// Routes a request: `Ok(route id)` with the parameters set on it, or the 404/405 response.
+    /// Routes a request: `Ok(route id)` with the parameters set on it, or the 404/405 response
+    /// (counted in the metrics).
     pub(crate) fn route(&self, req: &mut Request) -> std::result::Result<usize, Response> {
-        match self.router.lookup(req.method(), req.path()) {
+        let response = match self.router.lookup(req.method(), req.path()) {
             Lookup::Found(id, params) => {
                 req.set_params(params);
-                Ok(id)
+                return Ok(id);
             }
-            Lookup::MethodNotAllowed(allow) => Err(Response::text("method not allowed\n")
+            Lookup::MethodNotAllowed(allow) => Response::text("method not allowed\n")
                 .with_status(405)
-                .with_header("Allow", allow)),
-            Lookup::NotFound => Err(Response::text("not found\n").with_status(404)),
-        }
+                .with_header("Allow", allow),
+            Lookup::NotFound => Response::text("not found\n").with_status(404),
+        };
+        self.requests
+            .record(None, response.status(), Duration::ZERO);
+        self.access_log(
+            req.method(),
+            req.path(),
+            &response,
+            Duration::ZERO,
+            Duration::ZERO,
+        );
+        Err(response)
+    }
+
+    /// Counts a request the front end refused before routing it (malformed, too large, slow).
+    pub(crate) fn record_rejected(&self, status: u16) {
+        self.requests.record_rejected(status);
     }
 
     /// Runs the handler of route `route_id` for `req` and returns its response.
     ///
     /// Never fails: a panic becomes 500, a shed job 503, a passed route deadline 504. Dropping
-    /// the future drops the handler and any job it queued.
+    /// the future drops the handler and any job it queued (counted as abandoned).
     pub(crate) async fn dispatch(&self, route_id: usize, req: Request) -> Response {
+        let start = Instant::now();
         let route = &self.router.routes()[route_id];
         let class = self.route_classes[route_id].clone();
-        let handler = route.handler.clone();
+        let logged = self
+            .config
+            .access_log
+            .then(|| (req.method().to_string(), req.path().to_string()));
+        let mut in_flight = InFlight::new(&self.requests);
+        let scope = RequestScope::new(class.clone());
         let label = route.label.as_str();
         let run = async {
-            match handler {
+            match route.handler.clone() {
                 Handler::Async(handler) => {
                     let outcome = AssertUnwindSafe(async move { handler(req).await })
                         .catch_unwind()
@@ -158,15 +197,14 @@ impl App {
                         Error::HandlerPanicked(message).into_response()
                     })
                 }
-                Handler::Blocking(handler) => {
-                    offload::submit(class.clone(), move |_token| handler(req))
-                        .await
-                        .into_response()
-                }
+                Handler::Blocking(handler) => offload::submit(class, move |_token| handler(req))
+                    .await
+                    .into_response(),
+                Handler::Probe(probe) => probes::answer(self, probe),
             }
         };
-        let scoped = Scoped::new(class.clone(), run);
-        match route.timeout {
+        let scoped = Scoped::new(scope.clone(), &self.monitor, route_id, run);
+        let response = match route.timeout {
             None => scoped.await,
             Some(timeout) => {
                 let deadline = async {
@@ -176,13 +214,87 @@ impl App {
                 };
                 scoped.or(deadline).await
             }
+        };
+        in_flight.complete();
+        let took = start.elapsed();
+        self.requests
+            .record(Some(route_id), response.status(), took);
+        if let Some((method, path)) = logged {
+            self.access_log(&method, &path, &response, took, scope.queue_wait.get());
         }
+        response
+    }
+
+    /// Writes the access-log line of a response, when the access log is on.
+    fn access_log(
+        &self,
+        method: &str,
+        path: &str,
+        response: &Response,
+        took: Duration,
+        queued: Duration,
+    ) {
+        if !self.config.access_log {
+            return;
+        }
+        let bytes = if response.is_streaming() {
+            "-".to_string()
+        } else {
+            response.body_bytes().len().to_string()
+        };
+        log::info!(
+            target: "steadyloop::access",
+            "{method} {path} {} {bytes} {:.3}ms queue={:.3}ms",
+            response.status(),
+            took.as_secs_f64() * 1000.0,
+            queued.as_secs_f64() * 1000.0,
+        );
     }
 
     /// Stops every pool class: idle workers leave, running jobs finish.
     pub(crate) fn close_pools(&self) {
         for class in &self.classes {
             class.close();
+        }
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        self.monitor.stop();
+    }
+}
+
+/// Counts a request as in flight until dropped; a request dropped before completing (client
+/// gone, forced shutdown) is counted as abandoned.
+struct InFlight<'a> {
+    /// The counters.
+    metrics: &'a RequestMetrics,
+    /// Set when the handler produced a response.
+    completed: bool,
+}
+
+impl<'a> InFlight<'a> {
+    /// Counts one more request in flight.
+    fn new(metrics: &'a RequestMetrics) -> InFlight<'a> {
+        metrics.in_flight.set(metrics.in_flight.get() + 1);
+        InFlight {
+            metrics,
+            completed: false,
+        }
+    }
+
+    /// Marks the request as answered.
+    fn complete(&mut self) {
+        self.completed = true;
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.metrics.in_flight.set(self.metrics.in_flight.get() - 1);
+        if !self.completed {
+            self.metrics.abandoned.set(self.metrics.abandoned.get() + 1);
         }
     }
 }

@@ -42,6 +42,12 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// A single poll on the loop longer than this is reported as a stall. Default 100 ms.
     pub stall_threshold: Duration,
+    /// Readiness fails while the loop's recent lag is above this. Default 250 ms.
+    pub ready_max_lag: Duration,
+    /// Readiness fails while a pool class's queue is at least this full (0–1). Default 0.8.
+    pub ready_queue_ratio: f64,
+    /// Log one line per request (target `steadyloop::access`, level info). Default `false`.
+    pub access_log: bool,
 }
 
 /// Limits of one pool class: how many jobs run at once and how many may wait.
@@ -121,6 +127,9 @@ impl Default for Config {
             max_connections: 1024,
             drain_timeout: Duration::from_secs(10),
             stall_threshold: Duration::from_millis(100),
+            ready_max_lag: Duration::from_millis(250),
+            ready_queue_ratio: 0.8,
+            access_log: false,
         }
     }
 }
@@ -150,6 +159,18 @@ pub const SETTINGS: &[(&str, &str)] = &[
     (
         "stall-threshold",
         "loop poll length reported as a stall [100ms]",
+    ),
+    (
+        "ready-max-lag",
+        "readiness fails while loop lag is above this [250ms]",
+    ),
+    (
+        "ready-queue-ratio",
+        "readiness fails while a pool queue is this full, 0-1 [0.8]",
+    ),
+    (
+        "access-log",
+        "log one line per request (true/false) [false]",
     ),
 ];
 
@@ -190,6 +211,9 @@ impl Config {
             "max-connections" => self.max_connections = parse_count(key, value)?,
             "drain-timeout" => self.drain_timeout = parse_duration(key, value)?,
             "stall-threshold" => self.stall_threshold = parse_duration(key, value)?,
+            "ready-max-lag" => self.ready_max_lag = parse_duration(key, value)?,
+            "ready-queue-ratio" => self.ready_queue_ratio = parse_ratio(key, value)?,
+            "access-log" => self.access_log = parse_bool(key, value)?,
             _ => return Err(Error::Config(format!("unknown setting `{key}`"))),
         }
         Ok(())
@@ -207,6 +231,11 @@ impl Config {
             if value == 0 {
                 return Err(Error::Config(format!("{name} must be at least 1")));
             }
+        }
+        if !(0.0..=1.0).contains(&self.ready_queue_ratio) {
+            return Err(Error::Config(
+                "ready-queue-ratio must be from 0 to 1".into(),
+            ));
         }
         if self.max_head_bytes < 64 {
             return Err(Error::Config("max-head-bytes must be at least 64".into()));
@@ -238,6 +267,16 @@ fn parse_count(key: &str, value: &str) -> Result<usize> {
         .replace('_', "")
         .parse()
         .map_err(|_| Error::Config(format!("{key}: expected a whole number, got {value:?}")))
+}
+
+/// Parses a ratio between 0 and 1.
+fn parse_ratio(key: &str, value: &str) -> Result<f64> {
+    match value.parse::<f64>() {
+        Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(ratio),
+        _ => Err(Error::Config(format!(
+            "{key}: expected a number from 0 to 1, got {value:?}"
+        ))),
+    }
 }
 
 /// Parses `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`).
@@ -297,8 +336,11 @@ mod tests {
         for (key, _) in SETTINGS {
             let value = match *key {
                 "addr" => "127.0.0.1:0",
-                "low-priority-workers" => "false",
-                k if k.ends_with("timeout") || k == "stall-threshold" => "3s",
+                "low-priority-workers" | "access-log" => "false",
+                "ready-queue-ratio" => "0.5",
+                k if k.ends_with("timeout") || k == "stall-threshold" || k == "ready-max-lag" => {
+                    "3s"
+                }
                 _ => "77",
             };
             Config::default().set(key, value).unwrap();

@@ -10,6 +10,17 @@ use std::process::ExitCode;
 use steadyloop::{Config, Server, SETTINGS};
 
 fn main() -> ExitCode {
+    let level = ["STEADYLOOP_LOG", "RUST_LOG"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok())
+        .map_or(Some(log::LevelFilter::Info), |text| {
+            demo::logger::parse_level(&text)
+        });
+    let Some(level) = level else {
+        eprintln!("steadyloop: STEADYLOOP_LOG must be one of off, error, warn, info, debug, trace");
+        return ExitCode::from(2);
+    };
+    let _ = demo::logger::install(level);
     let config = match configure(std::env::args().skip(1).collect(), std::env::vars()) {
         Ok(Some(config)) => config,
         Ok(None) => return ExitCode::SUCCESS,
@@ -90,7 +101,8 @@ fn help() -> String {
     let mut text = String::from(
         "steadyloop demo service\n\nUsage: steadyloop [--SETTING VALUE]...\n\n\
          Every setting can also be given as STEADYLOOP_<SETTING> (upper case, '-' as '_');\n\
-         flags win over the environment.\n\nSettings [default]:\n",
+         flags win over the environment. STEADYLOOP_LOG (or RUST_LOG) sets the log level\n\
+         (off, error, warn, info, debug, trace) [info].\n\nSettings [default]:\n",
     );
     for (key, description) in SETTINGS {
         text.push_str(&format!("  --{key:<22} {description}\n"));

@@ -1,5 +1,8 @@
-//! Counters and histograms shared between the loop and the pool threads.
+//! Counters, histograms, and their rendering in the Prometheus text exposition format
+//! (version 0.0.4), with no dependency beyond `std`.
 
+use std::cell::{Cell, RefCell};
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -30,7 +33,6 @@ impl Default for Histogram {
 }
 
 /// A point-in-time copy of a [`Histogram`].
-#[allow(dead_code)] // Read by the /metrics renderer, which is still to come.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct HistogramSnapshot {
     /// Cumulative counts per bucket, matching [`LATENCY_BUCKETS`] plus `+Inf`.
@@ -56,7 +58,6 @@ impl Histogram {
     }
 
     /// Copies the current values.
-    #[allow(dead_code)] // Read by the /metrics renderer, which is still to come.
     pub(crate) fn snapshot(&self) -> HistogramSnapshot {
         let mut running = 0;
         let cumulative = self
@@ -75,9 +76,242 @@ impl Histogram {
     }
 }
 
+/// The status classes counted per route (handlers never send 1xx).
+const STATUS_CLASSES: [&str; 4] = ["2xx", "3xx", "4xx", "5xx"];
+
+/// Request counters kept by the loop (single-threaded, so plain cells).
+#[derive(Debug)]
+pub(crate) struct RequestMetrics {
+    /// Per route id: responses by status class.
+    by_route: Vec<[Cell<u64>; 4]>,
+    /// Per route id: handler latency.
+    latency: Vec<Histogram>,
+    /// Responses to requests that matched no route (404/405), by status class.
+    unmatched: [Cell<u64>; 4],
+    /// Requests refused by the front end before routing (malformed, too large, timed out), by
+    /// status code.
+    rejected: RefCell<Vec<(u16, u64)>>,
+    /// Requests whose handler is running.
+    pub(crate) in_flight: Cell<u64>,
+    /// Requests dropped before their handler answered (client gone, forced shutdown).
+    pub(crate) abandoned: Cell<u64>,
+}
+
+impl RequestMetrics {
+    /// Creates counters for `routes` routes.
+    pub(crate) fn new(routes: usize) -> RequestMetrics {
+        RequestMetrics {
+            by_route: (0..routes).map(|_| Default::default()).collect(),
+            latency: (0..routes).map(|_| Histogram::default()).collect(),
+            unmatched: Default::default(),
+            rejected: RefCell::new(Vec::new()),
+            in_flight: Cell::new(0),
+            abandoned: Cell::new(0),
+        }
+    }
+
+    /// Counts a response of route `route_id` (or of no route) with `status`, taking `took`.
+    pub(crate) fn record(&self, route_id: Option<usize>, status: u16, took: Duration) {
+        let class = usize::from(status / 100).clamp(2, 5) - 2;
+        let cell = match route_id {
+            Some(id) => {
+                self.latency[id].observe(took);
+                &self.by_route[id][class]
+            }
+            None => &self.unmatched[class],
+        };
+        cell.set(cell.get() + 1);
+    }
+
+    /// Counts a request refused by the front end with `status`.
+    pub(crate) fn record_rejected(&self, status: u16) {
+        let mut rejected = self.rejected.borrow_mut();
+        match rejected.iter_mut().find(|(s, _)| *s == status) {
+            Some((_, count)) => *count += 1,
+            None => {
+                rejected.push((status, 1));
+                rejected.sort_unstable();
+            }
+        }
+    }
+}
+
+/// Builds a Prometheus text exposition, writing `# HELP`/`# TYPE` once per metric family.
+#[derive(Debug, Default)]
+pub(crate) struct Exposition {
+    /// The text so far.
+    out: String,
+}
+
+impl Exposition {
+    /// Starts the family `name` of `kind` (`counter`, `gauge`, `histogram`).
+    pub(crate) fn family(&mut self, name: &str, kind: &str, help: &str) -> &mut Exposition {
+        let _ = writeln!(self.out, "# HELP {name} {help}");
+        let _ = writeln!(self.out, "# TYPE {name} {kind}");
+        self
+    }
+
+    /// Writes one sample with `labels` (name, value pairs; values are escaped).
+    pub(crate) fn sample(
+        &mut self,
+        name: &str,
+        labels: &[(&str, &str)],
+        value: f64,
+    ) -> &mut Exposition {
+        self.out.push_str(name);
+        write_labels(&mut self.out, labels, None);
+        let _ = writeln!(self.out, " {}", format_value(value));
+        self
+    }
+
+    /// Writes the `_bucket`, `_sum` and `_count` samples of a histogram with `labels`.
+    pub(crate) fn histogram(
+        &mut self,
+        name: &str,
+        labels: &[(&str, &str)],
+        h: &Histogram,
+    ) -> &mut Exposition {
+        let snapshot = h.snapshot();
+        for (i, count) in snapshot.cumulative.iter().enumerate() {
+            let bound = LATENCY_BUCKETS
+                .get(i)
+                .map_or_else(|| "+Inf".to_string(), |b| format_value(*b));
+            let _ = write!(self.out, "{name}_bucket");
+            write_labels(&mut self.out, labels, Some(&bound));
+            let _ = writeln!(self.out, " {count}");
+        }
+        let _ = write!(self.out, "{name}_sum");
+        write_labels(&mut self.out, labels, None);
+        let _ = writeln!(self.out, " {}", format_value(snapshot.sum_seconds));
+        let _ = write!(self.out, "{name}_count");
+        write_labels(&mut self.out, labels, None);
+        let _ = writeln!(self.out, " {}", snapshot.count);
+        self
+    }
+
+    /// Returns the exposition text.
+    pub(crate) fn finish(self) -> String {
+        self.out
+    }
+}
+
+/// Writes `{a="1",b="2"}` (plus `le` for histogram buckets), or nothing without labels.
+fn write_labels(out: &mut String, labels: &[(&str, &str)], le: Option<&str>) {
+    if labels.is_empty() && le.is_none() {
+        return;
+    }
+    out.push('{');
+    let mut first = true;
+    for (name, value) in labels.iter().copied().chain(le.map(|le| ("le", le))) {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        out.push_str(name);
+        out.push_str("=\"");
+        for c in value.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    out.push('}');
+}
+
+/// Formats a sample value: integers without a fraction, others in full precision.
+fn format_value(value: f64) -> String {
+    if value.is_finite() && value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{}", value as i64)
+    } else {
+        format!("{value}")
+    }
+}
+
+impl RequestMetrics {
+    /// Returns (status class, count) for route `route_id`, or for unmatched requests.
+    pub(crate) fn counts(
+        &self,
+        route_id: Option<usize>,
+    ) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        let cells = match route_id {
+            Some(id) => &self.by_route[id],
+            None => &self.unmatched,
+        };
+        STATUS_CLASSES
+            .iter()
+            .copied()
+            .zip(cells.iter().map(Cell::get))
+    }
+
+    /// Returns the latency histogram of route `route_id`.
+    pub(crate) fn latency(&self, route_id: usize) -> &Histogram {
+        &self.latency[route_id]
+    }
+
+    /// Returns (status, count) for requests refused before routing.
+    pub(crate) fn rejected(&self) -> Vec<(u16, u64)> {
+        self.rejected.borrow().clone()
+    }
+}
+
+/// Reads this process's resident set size in bytes (Linux: `/proc/self/status`).
+///
+/// procfs reads are served from kernel memory and never wait on a disk, so this is safe to call
+/// on the loop.
+pub(crate) fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exposition_escapes_labels_and_formats_histograms() {
+        let h = Histogram::default();
+        h.observe(Duration::from_millis(2));
+        let mut e = Exposition::default();
+        e.family("x_total", "counter", "Things.").sample(
+            "x_total",
+            &[("route", "GET /a\"b\\c\nd")],
+            3.0,
+        );
+        e.family("y_seconds", "histogram", "Time.")
+            .histogram("y_seconds", &[], &h);
+        let text = e.finish();
+        assert!(
+            text.contains("x_total{route=\"GET /a\\\"b\\\\c\\nd\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("y_seconds_bucket{le=\"0.0025\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("y_seconds_bucket{le=\"+Inf\"} 1\n"), "{text}");
+        assert!(text.contains("y_seconds_count 1\n"), "{text}");
+    }
+
+    #[test]
+    fn request_metrics_count_by_status_class() {
+        let m = RequestMetrics::new(1);
+        m.record(Some(0), 200, Duration::from_millis(1));
+        m.record(Some(0), 503, Duration::from_millis(1));
+        m.record(None, 404, Duration::ZERO);
+        m.record_rejected(400);
+        m.record_rejected(400);
+        let route: Vec<_> = m.counts(Some(0)).collect();
+        assert_eq!(route[0], ("2xx", 1));
+        assert_eq!(route[3], ("5xx", 1));
+        assert_eq!(m.counts(None).nth(2), Some(("4xx", 1)));
+        assert_eq!(m.rejected(), vec![(400, 2)]);
+    }
 
     #[test]
     fn histogram_counts_are_cumulative() {

@@ -162,6 +162,8 @@ struct Job<T> {
 struct Slot<T> {
     /// Set once the worker took the job.
     started: bool,
+    /// How long the job waited for a worker, once it started.
+    waited: Duration,
     /// The outcome, once there is one.
     result: Option<Result<T>>,
     /// The task to wake when the outcome is set.
@@ -215,6 +217,7 @@ impl<T> Future for Task<T> {
         {
             let mut slot = lock(&job.slot);
             if let Some(result) = slot.result.take() {
+                crate::scope::add_queue_wait(slot.waited);
                 return Poll::Ready(result);
             }
             slot.waker = Some(cx.waker().clone());
@@ -286,7 +289,8 @@ struct Queued {
     enqueued: Instant,
     /// When it must have started.
     deadline: Instant,
-    /// Runs the job (`true`) or fails it as expired (`false`).
+    /// Runs the job (`true`) or fails it as expired (`false`); either way it decrements the
+    /// class's `busy` count before publishing the outcome.
     run: Box<dyn FnOnce(bool) + Send>,
 }
 
@@ -436,8 +440,8 @@ impl Class {
                 } else {
                     self.stats.expired.fetch_add(1, Ordering::Relaxed);
                 }
+                // The job releases `busy` itself, before publishing its result.
                 (job.run)(fresh);
-                self.busy.fetch_sub(1, Ordering::Relaxed);
                 state = lock(&self.state);
                 state.running -= 1;
                 continue;
@@ -492,6 +496,7 @@ where
     let job = Arc::new(Job {
         slot: Mutex::new(Slot {
             started: false,
+            waited: Duration::ZERO,
             result: None,
             waker: None,
         }),
@@ -505,13 +510,20 @@ where
         let class = class.clone();
         Box::new(move |fresh: bool| {
             if !fresh {
+                class.busy.fetch_sub(1, Ordering::Relaxed);
                 job.finish(Err(class.queue_timeout_error()));
                 return;
             }
-            lock(&job.slot).started = true;
             let start = Instant::now();
+            {
+                let mut slot = lock(&job.slot);
+                slot.started = true;
+                slot.waited = start.saturating_duration_since(now);
+            }
             let outcome = catch_unwind(AssertUnwindSafe(|| f(&job.token)));
             class.record_run(start.elapsed(), outcome.is_err());
+            // Counters first, so whoever sees the result also sees the worker free.
+            class.busy.fetch_sub(1, Ordering::Relaxed);
             job.finish(outcome.map_err(|payload| {
                 let message = panic_message(payload.as_ref());
                 log::error!("job in pool class `{}` panicked: {message}", class.name);

@@ -24,6 +24,19 @@ pub(crate) enum Handler {
     Async(Rc<dyn Fn(Request) -> LocalResponseFuture>),
     /// A synchronous handler, run whole on the CPU pool.
     Blocking(Arc<dyn Fn(Request) -> Response + Send + Sync>),
+    /// An endpoint the server answers itself.
+    Probe(Probe),
+}
+
+/// The built-in endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Probe {
+    /// 200 `ok` while the process runs.
+    Liveness,
+    /// 200 when ready for traffic, 503 with the reason when saturated or stopping.
+    Readiness,
+    /// The Prometheus text exposition.
+    Metrics,
 }
 
 /// One entry of the route table.
@@ -215,6 +228,29 @@ impl Router {
     {
         let handler = Arc::new(move |req: Request| handler(req).into_response());
         self.push(method, pattern, Handler::Blocking(handler))
+    }
+
+    /// Adds a `GET` liveness endpoint: `200 ok` for as long as the process serves requests.
+    ///
+    /// Answered on the loop; it never waits behind pool work. Panics as [`Router::route`] does.
+    pub fn liveness(self, pattern: &str) -> Router {
+        self.push("GET", pattern, Handler::Probe(Probe::Liveness))
+    }
+
+    /// Adds a `GET` readiness endpoint for load balancers and Kubernetes: `200 ready` normally,
+    /// `503` with the reason in the body while the loop lags (recent lag over the
+    /// `ready_max_lag` setting), a pool class's queue is over the `ready_queue_ratio` setting,
+    /// or the server is shutting down. Panics as [`Router::route`] does.
+    pub fn readiness(self, pattern: &str) -> Router {
+        self.push("GET", pattern, Handler::Probe(Probe::Readiness))
+    }
+
+    /// Adds a `GET` endpoint serving the server's metrics in the Prometheus text format:
+    /// requests by route and status class, latency histograms, in-flight requests,
+    /// connections, loop lag, stalls by route, per pool class workers, queue depth and job
+    /// outcomes, process memory and uptime. Panics as [`Router::route`] does.
+    pub fn metrics(self, pattern: &str) -> Router {
+        self.push("GET", pattern, Handler::Probe(Probe::Metrics))
     }
 
     /// Puts the route added last into pool class `class`, so its offloaded work (and, for a

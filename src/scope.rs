@@ -1,57 +1,101 @@
-//! The request scope: what the loop is polling right now, visible to `offload` through a
-//! thread-local while a handler future is being polled.
+//! The request scope: which request the loop is polling right now. While a handler future is
+//! polled, a thread-local points at its scope, so `offload` finds the route's pool class and
+//! reports the job's queue wait back to the request (for the access log).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
+use crate::monitor::Monitor;
 use crate::offload::Class;
 
 thread_local! {
-    /// The pool class of the handler being polled on this thread, if any.
-    static CURRENT: RefCell<Option<Arc<Class>>> = const { RefCell::new(None) };
+    /// The scope of the handler being polled on this thread, if any.
+    static CURRENT: RefCell<Option<Rc<RequestScope>>> = const { RefCell::new(None) };
+}
+
+/// What the loop knows about one request while its handler runs.
+#[derive(Debug)]
+pub(crate) struct RequestScope {
+    /// The route's pool class.
+    pub(crate) class: Arc<Class>,
+    /// Time the request's pool jobs spent waiting for a worker.
+    pub(crate) queue_wait: Cell<Duration>,
+}
+
+impl RequestScope {
+    /// Creates the scope of a request to a route in `class`.
+    pub(crate) fn new(class: Arc<Class>) -> Rc<RequestScope> {
+        Rc::new(RequestScope {
+            class,
+            queue_wait: Cell::new(Duration::ZERO),
+        })
+    }
 }
 
 /// Returns the pool class of the handler being polled on this thread.
 pub(crate) fn current_class() -> Option<Arc<Class>> {
-    CURRENT.with(|current| current.borrow().clone())
+    CURRENT.with(|current| current.borrow().as_ref().map(|scope| scope.class.clone()))
 }
 
-/// A handler future that runs inside its route's scope.
-pub(crate) struct Scoped<F> {
-    /// The route's pool class, installed while `inner` is polled.
-    class: Arc<Class>,
+/// Adds a finished job's queue wait to the request being polled, if any.
+pub(crate) fn add_queue_wait(waited: Duration) {
+    CURRENT.with(|current| {
+        if let Some(scope) = current.borrow().as_ref() {
+            scope.queue_wait.set(scope.queue_wait.get() + waited);
+        }
+    });
+}
+
+/// A handler future that runs inside its request's scope.
+pub(crate) struct Scoped<'a, F> {
+    /// Installed while `inner` is polled.
+    scope: Rc<RequestScope>,
+    /// Told which route is being polled, for the stall detector.
+    monitor: &'a Monitor,
+    /// The route being served.
+    route_id: usize,
     /// The handler future.
     inner: Pin<Box<F>>,
 }
 
-impl<F: Future> Scoped<F> {
-    /// Wraps `inner` so that `offload` inside it uses `class`.
-    pub(crate) fn new(class: Arc<Class>, inner: F) -> Scoped<F> {
+impl<'a, F: Future> Scoped<'a, F> {
+    /// Wraps `inner`, the handler of route `route_id`.
+    pub(crate) fn new(
+        scope: Rc<RequestScope>,
+        monitor: &'a Monitor,
+        route_id: usize,
+        inner: F,
+    ) -> Self {
         Scoped {
-            class,
+            scope,
+            monitor,
+            route_id,
             inner: Box::pin(inner),
         }
     }
 }
 
-impl<F: Future> Future for Scoped<F> {
+impl<F: Future> Future for Scoped<'_, F> {
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let previous = CURRENT.with(|current| current.replace(Some(self.class.clone())));
+        self.monitor.enter_route(self.route_id);
+        let previous = CURRENT.with(|current| current.replace(Some(self.scope.clone())));
         // Restore the previous scope even if the handler panics, so a caught panic cannot leave
-        // a stale class behind for unrelated code.
-        struct Restore(Option<Option<Arc<Class>>>);
+        // a stale scope behind for unrelated code.
+        struct Restore(Option<Rc<RequestScope>>);
         impl Drop for Restore {
             fn drop(&mut self) {
-                let previous = self.0.take().flatten();
+                let previous = self.0.take();
                 CURRENT.with(|current| *current.borrow_mut() = previous);
             }
         }
-        let _restore = Restore(Some(previous));
+        let _restore = Restore(previous);
         self.inner.as_mut().poll(cx)
     }
 }

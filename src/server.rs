@@ -16,6 +16,7 @@ use crate::app::App;
 use crate::config::{ClassConfig, Config};
 use crate::error::{Error, Result};
 use crate::http::native;
+use crate::monitor::Instrumented;
 use crate::router::Router;
 
 /// Configures and builds a [`Server`].
@@ -158,6 +159,26 @@ impl ServerBuilder {
     /// 100 ms.
     pub fn stall_threshold(mut self, threshold: Duration) -> ServerBuilder {
         self.config.stall_threshold = threshold;
+        self
+    }
+
+    /// Sets the loop lag above which the readiness endpoint answers 503. Defaults to 250 ms.
+    pub fn ready_max_lag(mut self, lag: Duration) -> ServerBuilder {
+        self.config.ready_max_lag = lag;
+        self
+    }
+
+    /// Sets how full (0–1) a pool class's queue may get before the readiness endpoint answers
+    /// 503. Defaults to 0.8.
+    pub fn ready_queue_ratio(mut self, ratio: f64) -> ServerBuilder {
+        self.config.ready_queue_ratio = ratio;
+        self
+    }
+
+    /// Sets whether one line per request is logged (target `steadyloop::access`, level info):
+    /// method, path, status, body bytes, handler time and pool queue wait. Defaults to `false`.
+    pub fn access_log(mut self, on: bool) -> ServerBuilder {
+        self.config.access_log = on;
         self
     }
 
@@ -339,7 +360,8 @@ impl Server {
             wake_rx,
         } = self;
         log::info!("listening on http://{local_addr}");
-        let accept = ex.spawn(native::accept_loop(app.clone(), listener, ex.clone()));
+        let accept = native::accept_loop(app.clone(), listener, ex.clone());
+        let accept = ex.spawn(Instrumented::new(app.monitor.clone(), accept));
 
         // Wait for the first shutdown request.
         while control.state.load(Ordering::Acquire) == RUNNING {

@@ -1,6 +1,7 @@
 //! The demo service's routes: a light health check and a CPU-heavy report, offloaded (the fix)
 //! and inline on the loop (the bug, kept on purpose so its stall can be seen and measured).
 
+pub mod logger;
 pub mod report;
 
 use steadyloop::{offload_cancellable, Error, Request, Response, Result, Router};
@@ -20,7 +21,9 @@ pub const MAX_CSV_BYTES: usize = 8 * 1024 * 1024;
 const INDEX: &str = "steadyloop demo service
 
 GET  /                    this index
-GET  /healthz             liveness: 200 ok (light, on the loop)
+GET  /healthz             liveness: 200 ok while the process serves requests
+GET  /readyz              readiness: 200, or 503 with the reason while saturated or stopping
+GET  /metrics             Prometheus metrics (requests, latency, loop lag, stalls, pool)
 GET  /report?rows=N       CPU-heavy JSON report over N synthetic rows (offloaded to the pool)
 POST /report              the same report over `id,value` CSV rows in the body (offloaded)
 GET  /report/inline?rows=N  the same report computed ON the event loop: the anti-pattern,
@@ -31,7 +34,9 @@ GET  /report/inline?rows=N  the same report computed ON the event loop: the anti
 pub fn app() -> Router {
     Router::new()
         .get("/", |_req| async { INDEX })
-        .get("/healthz", |_req| async { "ok" })
+        .liveness("/healthz")
+        .readiness("/readyz")
+        .metrics("/metrics")
         .get("/report", |req: Request| async move {
             let rows = rows_param(&req)?;
             let json = offload_cancellable(move |token| {

@@ -80,6 +80,7 @@ pub(crate) async fn serve(app: Rc<App>, stream: Async<TcpStream>, peer: SocketAd
             }
             Err(Stop::Quiet) => return,
             Err(Stop::Reject(reject)) => {
+                conn.app.record_rejected(reject.status);
                 let bytes = write::error_bytes(reject.status, reject.reason);
                 if conn.write_all(&bytes).await.is_ok() {
                     conn.linger().await;

@@ -16,6 +16,7 @@ use async_io::{Async, Timer};
 use futures_lite::FutureExt;
 
 use crate::app::App;
+use crate::monitor::Instrumented;
 
 /// What a connection over the cap receives before it is closed.
 const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\
@@ -68,11 +69,12 @@ pub(crate) async fn accept_loop(
                     };
                     let guard = app.open_connection();
                     let app = app.clone();
-                    ex.spawn(async move {
+                    let monitor = app.monitor.clone();
+                    let serve = async move {
                         conn::serve(app, stream, peer).await;
                         drop(guard);
-                    })
-                    .detach();
+                    };
+                    ex.spawn(Instrumented::new(monitor, serve)).detach();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if is_transient(&e) => continue,

@@ -1,0 +1,93 @@
+//! A small stderr logger for the demo binary: one line per record, written by its own thread.
+//!
+//! The loop only pushes formatted lines into a bounded channel and never waits: if stderr is
+//! slower than the log rate (a full pipe), lines are dropped and counted, instead of the event
+//! loop blocking on a write.
+
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use log::{Level, LevelFilter, Log, Metadata, Record};
+
+/// Lines that may wait for the writer thread.
+const BACKLOG: usize = 4096;
+
+/// The logger.
+struct StderrLogger {
+    /// The most verbose level logged.
+    level: LevelFilter,
+    /// Lines for the writer thread.
+    lines: SyncSender<String>,
+    /// Lines dropped because the backlog was full.
+    dropped: AtomicU64,
+}
+
+/// Parses a level name (`error`, `warn`, `info`, `debug`, `trace`, `off`).
+pub fn parse_level(text: &str) -> Option<LevelFilter> {
+    text.trim().parse().ok()
+}
+
+/// Installs the logger at `level`. Returns an error if a logger is already installed.
+pub fn install(level: LevelFilter) -> Result<(), log::SetLoggerError> {
+    let (tx, rx) = sync_channel::<String>(BACKLOG);
+    let logger = Box::new(StderrLogger {
+        level,
+        lines: tx,
+        dropped: AtomicU64::new(0),
+    });
+    log::set_logger(Box::leak(logger))?;
+    log::set_max_level(level);
+    std::thread::Builder::new()
+        .name("steadyloop-log".into())
+        .spawn(move || {
+            let stderr = std::io::stderr();
+            for line in rx {
+                let _ = stderr.lock().write_all(line.as_bytes());
+            }
+        })
+        .map(drop)
+        .unwrap_or_else(|e| eprintln!("steadyloop: no log thread ({e}); logging is off"));
+    Ok(())
+}
+
+impl Log for StderrLogger {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        metadata.level() <= self.level
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let level = match record.level() {
+            Level::Error => "ERROR",
+            Level::Warn => "WARN ",
+            Level::Info => "INFO ",
+            Level::Debug => "DEBUG",
+            Level::Trace => "TRACE",
+        };
+        let dropped = self.dropped.swap(0, Ordering::Relaxed);
+        let mut line = format!(
+            "{}.{:03} {level} {}: {}\n",
+            now.as_secs(),
+            now.subsec_millis(),
+            record.target(),
+            record.args()
+        );
+        if dropped > 0 {
+            line.push_str(&format!(
+                "(log: {dropped} line(s) dropped, stderr was too slow)\n"
+            ));
+        }
+        if let Err(TrySendError::Full(_)) = self.lines.try_send(line) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn flush(&self) {}
+}

@@ -1,0 +1,390 @@
+//! The loop monitor: loop lag measured by the loop itself, and a watchdog thread that reports a
+//! stall while it is happening, naming the route being polled.
+//!
+//! Every task the server spawns on the loop is wrapped in [`Instrumented`]: its waker records
+//! when the task was woken, and each poll records how long the task waited to run (loop lag),
+//! marks "a poll started at T" in atomics, and checks its own length when it ends. Handler
+//! polls also record their route. The watchdog thread reads those atomics a few times per
+//! threshold while the loop is busy, and parks when the loop is idle, so an idle server costs no
+//! wake-ups at all (nothing here uses a timer on the loop).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+use crate::metrics::Histogram;
+
+/// How long the loop must stay idle before the watchdog parks.
+const PARK_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// The label used for polls outside any handler (the server's own code).
+pub(crate) const SERVER_LABEL: &str = "(server)";
+
+/// Shared between the loop and its watchdog thread.
+pub(crate) struct Monitor {
+    /// Time zero for the nanosecond timestamps below.
+    epoch: Instant,
+    /// When the current poll began, in nanoseconds since `epoch` plus one; 0 while not polling.
+    poll_start: AtomicU64,
+    /// Polls started so far; also the generation of the current poll.
+    polls: AtomicU64,
+    /// Route id plus one of the last handler polled in the current task poll; 0 for none.
+    route: AtomicUsize,
+    /// The generation of the poll the watchdog last reported as a stall in progress.
+    reported: AtomicU64,
+    /// Stalls per route id plus one (index 0: the server's own code).
+    stalls: Box<[AtomicU64]>,
+    /// `"GET /report"` per route id plus one (index 0: [`SERVER_LABEL`]).
+    labels: Box<[String]>,
+    /// A poll longer than this is a stall.
+    threshold: Duration,
+    /// How long woken tasks waited before the loop polled them.
+    pub(crate) lag: Histogram,
+    /// The largest lag of the current and the previous second, for readiness.
+    recent_lag: RecentMax,
+    /// Set while the watchdog should be checking; cleared when it parks.
+    armed: AtomicBool,
+    /// The watchdog thread, to unpark it.
+    watchdog: OnceLock<Thread>,
+    /// Set when the server stops; the watchdog exits.
+    stopped: AtomicBool,
+}
+
+impl Monitor {
+    /// Creates a monitor for routes labelled `labels` (by route id) and starts its watchdog.
+    pub(crate) fn start(labels: Vec<String>, threshold: Duration) -> Arc<Monitor> {
+        let labels: Box<[String]> = std::iter::once(SERVER_LABEL.to_string())
+            .chain(labels)
+            .collect();
+        let monitor = Arc::new(Monitor {
+            epoch: Instant::now(),
+            poll_start: AtomicU64::new(0),
+            polls: AtomicU64::new(0),
+            route: AtomicUsize::new(0),
+            reported: AtomicU64::new(u64::MAX),
+            stalls: labels.iter().map(|_| AtomicU64::new(0)).collect(),
+            labels,
+            threshold,
+            lag: Histogram::default(),
+            recent_lag: RecentMax::default(),
+            armed: AtomicBool::new(false),
+            watchdog: OnceLock::new(),
+            stopped: AtomicBool::new(false),
+        });
+        let watched = monitor.clone();
+        let spawned = thread::Builder::new()
+            .name("steadyloop-watchdog".into())
+            .spawn(move || watched.watch());
+        match spawned {
+            Ok(handle) => {
+                let _ = monitor.watchdog.set(handle.thread().clone());
+            }
+            Err(e) => log::error!(
+                "could not start the stall watchdog: {e}; stalls are reported after they end"
+            ),
+        }
+        monitor
+    }
+
+    /// Stops the watchdog thread.
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        if let Some(thread) = self.watchdog.get() {
+            thread.unpark();
+        }
+    }
+
+    /// Returns the number of polls the loop has run.
+    pub(crate) fn polls(&self) -> u64 {
+        self.polls.load(Ordering::Relaxed)
+    }
+
+    /// Returns `(label, stalls)` for every route with its counter, the server's own code first.
+    pub(crate) fn stalls(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.labels
+            .iter()
+            .zip(self.stalls.iter())
+            .map(|(label, count)| (label.as_str(), count.load(Ordering::Relaxed)))
+    }
+
+    /// Returns the largest loop lag seen in the last one to two seconds.
+    pub(crate) fn recent_lag(&self) -> Duration {
+        self.recent_lag.get(self.now_nanos())
+    }
+
+    /// Records that the handler of route `route_id` is being polled.
+    pub(crate) fn enter_route(&self, route_id: usize) {
+        self.route.store(route_id + 1, Ordering::Relaxed);
+    }
+
+    /// Nanoseconds since `epoch` (at least 1, so 0 can mean "none").
+    fn now_nanos(&self) -> u64 {
+        nanos_since(self.epoch, Instant::now())
+    }
+
+    /// Marks the start of a task poll and wakes the watchdog if it sleeps.
+    fn poll_begin(&self, now: Instant) -> u64 {
+        let generation = self.polls.fetch_add(1, Ordering::AcqRel) + 1;
+        self.route.store(0, Ordering::Relaxed);
+        self.poll_start
+            .store(nanos_since(self.epoch, now), Ordering::Release);
+        if !self.armed.load(Ordering::Relaxed) {
+            self.armed.store(true, Ordering::Relaxed);
+            if let Some(thread) = self.watchdog.get() {
+                thread.unpark();
+            }
+        }
+        generation
+    }
+
+    /// Marks the end of a task poll; a long one is counted and logged as a stall.
+    fn poll_end(&self, generation: u64, started: Instant) {
+        self.poll_start.store(0, Ordering::Release);
+        let took = started.elapsed();
+        if took < self.threshold {
+            return;
+        }
+        let route = self.route.load(Ordering::Relaxed);
+        self.stalls[route].fetch_add(1, Ordering::Relaxed);
+        let label = &self.labels[route];
+        if self.reported.load(Ordering::Acquire) == generation {
+            log::warn!(
+                "stall ended: {label} blocked the event loop for {} ms in total",
+                took.as_millis()
+            );
+        } else {
+            log::warn!(
+                "stall: {label} blocked the event loop for {} ms; move CPU-heavy work to \
+                 offload() or a blocking_* route",
+                took.as_millis()
+            );
+        }
+    }
+
+    /// Records how long a woken task waited for the loop.
+    fn record_lag(&self, woken_at: u64, now: Instant) {
+        let now = nanos_since(self.epoch, now);
+        let lag = now.saturating_sub(woken_at);
+        self.lag.observe(Duration::from_nanos(lag));
+        self.recent_lag.record(now, lag);
+    }
+
+    /// The watchdog thread's body.
+    fn watch(&self) {
+        let interval =
+            (self.threshold / 4).clamp(Duration::from_millis(1), Duration::from_millis(50));
+        let mut idle_for = Duration::ZERO;
+        let mut last_polls = self.polls();
+        while !self.stopped.load(Ordering::Acquire) {
+            if !self.armed.load(Ordering::Relaxed) {
+                thread::park();
+                continue;
+            }
+            thread::sleep(interval);
+            let generation = self.polls.load(Ordering::Acquire);
+            let start = self.poll_start.load(Ordering::Acquire);
+            if start != 0 {
+                idle_for = Duration::ZERO;
+                let running = Duration::from_nanos(self.now_nanos().saturating_sub(start));
+                if running >= self.threshold && self.reported.load(Ordering::Relaxed) != generation
+                {
+                    self.reported.store(generation, Ordering::Release);
+                    let label = &self.labels[self.route.load(Ordering::Relaxed)];
+                    log::warn!(
+                        "stall in progress: {label} has been running on the event loop for {} ms; \
+                         move CPU-heavy work to offload() or a blocking_* route",
+                        running.as_millis()
+                    );
+                }
+            } else if generation == last_polls {
+                idle_for += interval;
+                if idle_for >= PARK_AFTER_IDLE {
+                    // Park until the next poll; re-check so a poll that began meanwhile is seen.
+                    self.armed.store(false, Ordering::Relaxed);
+                    if self.polls.load(Ordering::Acquire) != generation {
+                        self.armed.store(true, Ordering::Relaxed);
+                    }
+                    idle_for = Duration::ZERO;
+                }
+            } else {
+                idle_for = Duration::ZERO;
+            }
+            last_polls = generation;
+        }
+    }
+}
+
+impl std::fmt::Debug for Monitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Monitor")
+            .field("polls", &self.polls())
+            .field("threshold", &self.threshold)
+            .finish()
+    }
+}
+
+/// Nanoseconds from `epoch` to `at`, plus one so the result is never 0.
+fn nanos_since(epoch: Instant, at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(epoch).as_nanos())
+        .unwrap_or(u64::MAX - 1)
+        .saturating_add(1)
+}
+
+/// The largest value recorded in the current and the previous one-second window.
+#[derive(Debug, Default)]
+struct RecentMax {
+    /// Index of the current window (seconds since the epoch).
+    window: AtomicU64,
+    /// Largest value in the current window.
+    current: AtomicU64,
+    /// Largest value in the previous window.
+    previous: AtomicU64,
+}
+
+impl RecentMax {
+    /// Records `value` (nanoseconds) at time `now` (nanoseconds).
+    fn record(&self, now: u64, value: u64) {
+        self.roll(now);
+        self.current.fetch_max(value, Ordering::Relaxed);
+    }
+
+    /// Returns the largest value of the last one to two seconds at time `now`.
+    fn get(&self, now: u64) -> Duration {
+        self.roll(now);
+        let max = self
+            .current
+            .load(Ordering::Relaxed)
+            .max(self.previous.load(Ordering::Relaxed));
+        Duration::from_nanos(max)
+    }
+
+    /// Moves to the window of `now`, dropping values older than the previous window.
+    fn roll(&self, now: u64) {
+        let window = now / 1_000_000_000;
+        let old = self.window.swap(window, Ordering::Relaxed);
+        if old == window {
+            return;
+        }
+        let current = self.current.swap(0, Ordering::Relaxed);
+        let previous = if window == old + 1 { current } else { 0 };
+        self.previous.store(previous, Ordering::Relaxed);
+    }
+}
+
+/// A loop task wrapped for lag and stall measurement.
+pub(crate) struct Instrumented<F> {
+    /// The monitor to report to.
+    monitor: Arc<Monitor>,
+    /// The task's future.
+    inner: Pin<Box<F>>,
+    /// The waker handed to `inner`: records wake-up times, then wakes the executor's waker.
+    waker: Option<(Arc<LagWaker>, Waker)>,
+}
+
+impl<F: Future> Instrumented<F> {
+    /// Wraps `inner`.
+    pub(crate) fn new(monitor: Arc<Monitor>, inner: F) -> Instrumented<F> {
+        Instrumented {
+            monitor,
+            inner: Box::pin(inner),
+            waker: None,
+        }
+    }
+}
+
+impl<F: Future> Future for Instrumented<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let now = Instant::now();
+        let this = &mut *self;
+        // Reuse our waker while the executor's waker stays the same (it does for a task).
+        let fresh = match &this.waker {
+            Some((lag_waker, _)) => !lag_waker.inner.will_wake(cx.waker()),
+            None => true,
+        };
+        if fresh {
+            let lag_waker = Arc::new(LagWaker {
+                inner: cx.waker().clone(),
+                epoch: this.monitor.epoch,
+                woken_at: AtomicU64::new(0),
+            });
+            let waker = Waker::from(lag_waker.clone());
+            this.waker = Some((lag_waker, waker));
+        }
+        let (lag_waker, waker) = this.waker.as_ref().expect("waker set above");
+        let woken_at = lag_waker.woken_at.swap(0, Ordering::AcqRel);
+        if woken_at != 0 {
+            this.monitor.record_lag(woken_at, now);
+        }
+        let generation = this.monitor.poll_begin(now);
+        let mut context = Context::from_waker(waker);
+        let result = this.inner.as_mut().poll(&mut context);
+        this.monitor.poll_end(generation, now);
+        result
+    }
+}
+
+/// A waker that notes when it was first woken since the last poll.
+struct LagWaker {
+    /// The executor's waker for the task.
+    inner: Waker,
+    /// The monitor's time zero.
+    epoch: Instant,
+    /// When the task was woken (nanoseconds since `epoch` plus one); 0 if not since the poll.
+    woken_at: AtomicU64,
+}
+
+impl Wake for LagWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let now = nanos_since(self.epoch, Instant::now());
+        let _ = self
+            .woken_at
+            .compare_exchange(0, now, Ordering::AcqRel, Ordering::Relaxed);
+        self.inner.wake_by_ref();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_max_forgets_old_windows() {
+        let recent = RecentMax::default();
+        let second = 1_000_000_000;
+        recent.record(5 * second, 300);
+        recent.record(5 * second + 10, 100);
+        assert_eq!(recent.get(5 * second + 20), Duration::from_nanos(300));
+        assert_eq!(recent.get(6 * second), Duration::from_nanos(300));
+        assert_eq!(recent.get(7 * second), Duration::ZERO);
+        recent.record(7 * second, 50);
+        assert_eq!(recent.get(9 * second), Duration::ZERO);
+    }
+
+    #[test]
+    fn instrumented_task_counts_polls_and_stalls() {
+        let monitor = Monitor::start(vec!["GET /slow".into()], Duration::from_millis(20));
+        let m = monitor.clone();
+        futures_lite::future::block_on(Instrumented::new(monitor.clone(), async move {
+            m.enter_route(0);
+            std::thread::sleep(Duration::from_millis(30));
+        }));
+        let stalls: Vec<(String, u64)> =
+            monitor.stalls().map(|(l, n)| (l.to_string(), n)).collect();
+        assert_eq!(
+            stalls,
+            vec![(SERVER_LABEL.to_string(), 0), ("GET /slow".to_string(), 1)]
+        );
+        assert!(monitor.polls() >= 1);
+        monitor.stop();
+    }
+}

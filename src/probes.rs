@@ -1,0 +1,322 @@
+//! The built-in endpoints: liveness, readiness, and the Prometheus metrics exposition.
+//!
+//! They are answered on the loop from counters the server keeps anyway, so they stay fast while
+//! the pool is saturated.
+
+use std::sync::atomic::Ordering;
+
+use crate::app::App;
+use crate::metrics::{resident_bytes, Exposition};
+use crate::response::Response;
+use crate::router::Probe;
+
+/// Answers a built-in endpoint.
+pub(crate) fn answer(app: &App, probe: Probe) -> Response {
+    match probe {
+        Probe::Liveness => Response::text("ok"),
+        Probe::Readiness => match not_ready(app) {
+            None => Response::text("ready\n"),
+            Some(reason) => Response::text(format!("not ready: {reason}\n"))
+                .with_status(503)
+                .with_header("Retry-After", "1"),
+        },
+        Probe::Metrics => Response::text(render(app))
+            .with_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
+    }
+}
+
+/// Returns why the server should not get more traffic now, if it should not.
+pub(crate) fn not_ready(app: &App) -> Option<String> {
+    if app.is_stopping() {
+        return Some("shutting down".to_string());
+    }
+    let lag = app.monitor.recent_lag();
+    if lag > app.config.ready_max_lag {
+        return Some(format!(
+            "event loop lag {} ms is over {} ms",
+            lag.as_millis(),
+            app.config.ready_max_lag.as_millis()
+        ));
+    }
+    for class in &app.classes {
+        let capacity = class.config.queue;
+        let queued = class.queue_len();
+        if capacity > 0
+            && queued > 0
+            && queued as f64 >= capacity as f64 * app.config.ready_queue_ratio
+        {
+            return Some(format!(
+                "pool class `{}` queue is {queued}/{capacity} full",
+                class.name
+            ));
+        }
+    }
+    None
+}
+
+/// Renders every metric in the Prometheus text exposition format.
+pub(crate) fn render(app: &App) -> String {
+    let mut e = Exposition::default();
+    let routes = app.router.routes();
+
+    e.family(
+        "steadyloop_requests_total",
+        "counter",
+        "Requests answered, by route, method and status class.",
+    );
+    for (id, route) in routes.iter().enumerate() {
+        for (class, count) in app.requests.counts(Some(id)) {
+            let labels = [
+                ("route", route.pattern.as_str()),
+                ("method", route.method.as_str()),
+                ("status", class),
+            ];
+            e.sample("steadyloop_requests_total", &labels, count as f64);
+        }
+    }
+    for (class, count) in app.requests.counts(None) {
+        let labels = [
+            ("route", "(unmatched)"),
+            ("method", "(any)"),
+            ("status", class),
+        ];
+        e.sample("steadyloop_requests_total", &labels, count as f64);
+    }
+
+    e.family(
+        "steadyloop_requests_rejected_total",
+        "counter",
+        "Requests refused by the HTTP front end before routing (malformed, too large, too slow), by status.",
+    );
+    for (status, count) in app.requests.rejected() {
+        e.sample(
+            "steadyloop_requests_rejected_total",
+            &[("status", &status.to_string())],
+            count as f64,
+        );
+    }
+
+    e.family(
+        "steadyloop_request_duration_seconds",
+        "histogram",
+        "Time from routing to the handler's response, by route.",
+    );
+    for (id, route) in routes.iter().enumerate() {
+        let labels = [
+            ("route", route.pattern.as_str()),
+            ("method", route.method.as_str()),
+        ];
+        e.histogram(
+            "steadyloop_request_duration_seconds",
+            &labels,
+            app.requests.latency(id),
+        );
+    }
+
+    e.family(
+        "steadyloop_requests_in_flight",
+        "gauge",
+        "Requests whose handler is running.",
+    )
+    .sample(
+        "steadyloop_requests_in_flight",
+        &[],
+        app.requests.in_flight.get() as f64,
+    );
+    e.family(
+        "steadyloop_requests_abandoned_total",
+        "counter",
+        "Requests dropped before their handler answered (client gone, route deadline, forced shutdown).",
+    )
+    .sample("steadyloop_requests_abandoned_total", &[], app.requests.abandoned.get() as f64);
+
+    e.family(
+        "steadyloop_connections_open",
+        "gauge",
+        "Open client connections.",
+    )
+    .sample(
+        "steadyloop_connections_open",
+        &[],
+        app.connections.get() as f64,
+    );
+    e.family(
+        "steadyloop_connections_refused_total",
+        "counter",
+        "Connections refused because max_connections was reached.",
+    )
+    .sample(
+        "steadyloop_connections_refused_total",
+        &[],
+        app.refused.get() as f64,
+    );
+    e.family(
+        "steadyloop_accept_errors_total",
+        "counter",
+        "Accept errors (such as running out of file descriptors) that made the server back off.",
+    )
+    .sample(
+        "steadyloop_accept_errors_total",
+        &[],
+        app.accept_errors.get() as f64,
+    );
+
+    e.family(
+        "steadyloop_loop_lag_seconds",
+        "histogram",
+        "How long woken tasks waited before the event loop ran them.",
+    )
+    .histogram("steadyloop_loop_lag_seconds", &[], &app.monitor.lag);
+    e.family(
+        "steadyloop_loop_polls_total",
+        "counter",
+        "Task polls run by the event loop.",
+    )
+    .sample(
+        "steadyloop_loop_polls_total",
+        &[],
+        app.monitor.polls() as f64,
+    );
+    e.family(
+        "steadyloop_loop_stalls_total",
+        "counter",
+        "Polls that held the event loop longer than the stall threshold, by route.",
+    );
+    for (label, count) in app.monitor.stalls() {
+        e.sample(
+            "steadyloop_loop_stalls_total",
+            &[("route", label)],
+            count as f64,
+        );
+    }
+
+    render_pools(app, &mut e);
+
+    if let Some(rss) = resident_bytes() {
+        e.family(
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+        )
+        .sample("process_resident_memory_bytes", &[], rss as f64);
+    }
+    e.family(
+        "steadyloop_uptime_seconds",
+        "gauge",
+        "Seconds since the server was built.",
+    )
+    .sample(
+        "steadyloop_uptime_seconds",
+        &[],
+        app.started.elapsed().as_secs_f64(),
+    );
+    e.family(
+        "steadyloop_build_info",
+        "gauge",
+        "Build information; the value is always 1.",
+    )
+    .sample(
+        "steadyloop_build_info",
+        &[("version", env!("CARGO_PKG_VERSION"))],
+        1.0,
+    );
+    e.finish()
+}
+
+/// Renders the per-class pool metrics.
+fn render_pools(app: &App, e: &mut Exposition) {
+    let gauges: [(&str, &str); 4] = [
+        (
+            "steadyloop_pool_workers_busy",
+            "Pool workers running a job, by class.",
+        ),
+        (
+            "steadyloop_pool_workers_max",
+            "Most jobs a pool class runs at once.",
+        ),
+        (
+            "steadyloop_pool_queue_depth",
+            "Jobs waiting for a worker, by class.",
+        ),
+        (
+            "steadyloop_pool_queue_capacity",
+            "Most jobs a pool class lets wait.",
+        ),
+    ];
+    for (name, help) in gauges {
+        e.family(name, "gauge", help);
+        for class in &app.classes {
+            let value = match name {
+                "steadyloop_pool_workers_busy" => class.busy(),
+                "steadyloop_pool_workers_max" => class.config.workers,
+                "steadyloop_pool_queue_depth" => class.queue_len(),
+                _ => class.config.queue,
+            };
+            e.sample(name, &[("class", &class.name)], value as f64);
+        }
+    }
+    let counters: [(&str, &str); 5] = [
+        (
+            "steadyloop_pool_jobs_completed_total",
+            "Jobs that ran to the end (panicked ones included).",
+        ),
+        (
+            "steadyloop_pool_jobs_shed_total",
+            "Jobs refused at once because the queue was full (503).",
+        ),
+        (
+            "steadyloop_pool_jobs_expired_total",
+            "Jobs dropped after waiting past the queue deadline (503).",
+        ),
+        (
+            "steadyloop_pool_jobs_cancelled_total",
+            "Queued jobs removed because nobody waited for them any more.",
+        ),
+        (
+            "steadyloop_pool_jobs_panicked_total",
+            "Jobs that panicked (500).",
+        ),
+    ];
+    for (name, help) in counters {
+        e.family(name, "counter", help);
+        for class in &app.classes {
+            let stats = &class.stats;
+            let counter = match name {
+                "steadyloop_pool_jobs_completed_total" => &stats.completed,
+                "steadyloop_pool_jobs_shed_total" => &stats.shed,
+                "steadyloop_pool_jobs_expired_total" => &stats.expired,
+                "steadyloop_pool_jobs_cancelled_total" => &stats.cancelled,
+                _ => &stats.panicked,
+            };
+            e.sample(
+                name,
+                &[("class", &class.name)],
+                counter.load(Ordering::Relaxed) as f64,
+            );
+        }
+    }
+    e.family(
+        "steadyloop_pool_queue_wait_seconds",
+        "histogram",
+        "Time jobs waited for a worker, by class.",
+    );
+    for class in &app.classes {
+        e.histogram(
+            "steadyloop_pool_queue_wait_seconds",
+            &[("class", &class.name)],
+            &class.stats.queue_wait,
+        );
+    }
+    e.family(
+        "steadyloop_pool_run_seconds",
+        "histogram",
+        "Time jobs ran, by class.",
+    );
+    for class in &app.classes {
+        e.histogram(
+            "steadyloop_pool_run_seconds",
+            &[("class", &class.name)],
+            &class.stats.run_time,
+        );
+    }
+}
