@@ -104,7 +104,7 @@ impl App {
             })
             .collect::<Result<_>>()?;
         let labels = router.routes().iter().map(|r| r.label.clone()).collect();
-        let monitor = Monitor::start(labels, config.stall_threshold);
+        let monitor = Monitor::start(labels, config.stall_threshold, config.loop_monitor);
         let requests = RequestMetrics::new(router.routes().len());
         Ok(App {
             monitor,

@@ -48,6 +48,8 @@ pub struct Config {
     pub ready_queue_ratio: f64,
     /// Log one line per request (target `steadyloop::access`, level info). Default `false`.
     pub access_log: bool,
+    /// Measure loop lag and detect stalls (a watchdog thread). Default `true`.
+    pub loop_monitor: bool,
 }
 
 /// Limits of one pool class: how many jobs run at once and how many may wait.
@@ -130,6 +132,7 @@ impl Default for Config {
             ready_max_lag: Duration::from_millis(250),
             ready_queue_ratio: 0.8,
             access_log: false,
+            loop_monitor: true,
         }
     }
 }
@@ -214,6 +217,7 @@ impl Config {
             "ready-max-lag" => self.ready_max_lag = parse_duration(key, value)?,
             "ready-queue-ratio" => self.ready_queue_ratio = parse_ratio(key, value)?,
             "access-log" => self.access_log = parse_bool(key, value)?,
+            "loop-monitor" => self.loop_monitor = parse_bool(key, value)?,
             _ => return Err(Error::Config(format!("unknown setting `{key}`"))),
         }
         Ok(())
@@ -336,7 +340,7 @@ mod tests {
         for (key, _) in SETTINGS {
             let value = match *key {
                 "addr" => "127.0.0.1:0",
-                "low-priority-workers" | "access-log" => "false",
+                "low-priority-workers" | "access-log" | "loop-monitor" => "false",
                 "ready-queue-ratio" => "0.5",
                 k if k.ends_with("timeout") || k == "stall-threshold" || k == "ready-max-lag" => {
                     "3s"

@@ -54,7 +54,7 @@ mod server;
 
 pub use config::{ClassConfig, Config, DEFAULT_QUEUE, SETTINGS};
 pub use error::{Error, Result};
-pub use offload::{offload, offload_cancellable, CancelToken, Task};
+pub use offload::{offload, offload_cancellable, offload_stream, CancelToken, Task};
 pub use request::Request;
 pub use response::{BodyClosed, BodySender, IntoResponse, Response};
 pub use router::Router;

@@ -52,11 +52,14 @@ pub(crate) struct Monitor {
     watchdog: OnceLock<Thread>,
     /// Set when the server stops; the watchdog exits.
     stopped: AtomicBool,
+    /// When `false`, tasks are not measured and no watchdog runs (for overhead comparisons).
+    enabled: bool,
 }
 
 impl Monitor {
-    /// Creates a monitor for routes labelled `labels` (by route id) and starts its watchdog.
-    pub(crate) fn start(labels: Vec<String>, threshold: Duration) -> Arc<Monitor> {
+    /// Creates a monitor for routes labelled `labels` (by route id) and, if `enabled`, starts
+    /// its watchdog.
+    pub(crate) fn start(labels: Vec<String>, threshold: Duration, enabled: bool) -> Arc<Monitor> {
         let labels: Box<[String]> = std::iter::once(SERVER_LABEL.to_string())
             .chain(labels)
             .collect();
@@ -74,7 +77,11 @@ impl Monitor {
             armed: AtomicBool::new(false),
             watchdog: OnceLock::new(),
             stopped: AtomicBool::new(false),
+            enabled,
         });
+        if !enabled {
+            return monitor;
+        }
         let watched = monitor.clone();
         let spawned = thread::Builder::new()
             .name("steadyloop-watchdog".into())
@@ -300,8 +307,11 @@ impl<F: Future> Future for Instrumented<F> {
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let now = Instant::now();
         let this = &mut *self;
+        if !this.monitor.enabled {
+            return this.inner.as_mut().poll(cx);
+        }
+        let now = Instant::now();
         // Reuse our waker while the executor's waker stays the same (it does for a task).
         let fresh = match &this.waker {
             Some((lag_waker, _)) => !lag_waker.inner.will_wake(cx.waker()),
@@ -372,7 +382,7 @@ mod tests {
 
     #[test]
     fn instrumented_task_counts_polls_and_stalls() {
-        let monitor = Monitor::start(vec!["GET /slow".into()], Duration::from_millis(20));
+        let monitor = Monitor::start(vec!["GET /slow".into()], Duration::from_millis(20), true);
         let m = monitor.clone();
         futures_lite::future::block_on(Instrumented::new(monitor.clone(), async move {
             m.enter_route(0);

@@ -25,6 +25,7 @@ use async_io::Timer;
 use crate::config::ClassConfig;
 use crate::error::{Error, Result};
 use crate::metrics::Histogram;
+use crate::response::{BodySender, Response};
 
 /// The nice value pool workers run at when low priority is on (the loop stays at its own).
 pub(crate) const WORKER_NICE: i32 = 10;
@@ -91,17 +92,83 @@ where
     submit(current_class(), f)
 }
 
+/// Runs `f` on the CPU pool to produce a streamed response body, and resolves to the response
+/// once the job has started.
+///
+/// `f` gets a [`BodySender`] for a channel of at most `capacity` chunks and a [`CancelToken`];
+/// the response is `200 OK` with a chunked body fed by the job while it runs (add headers with
+/// [`Response::with_header`]). A slow client slows the job down, since `send_blocking` waits while
+/// the channel is full, so memory stays bounded; when the client goes away, sends fail and the
+/// token flips. Admission works as for [`offload`]: if the job is shed or expires in the queue,
+/// this resolves to that error (a 503) before any byte of the response is sent.
+///
+/// # Examples
+///
+/// ```
+/// use steadyloop::{offload_stream, Router};
+///
+/// let app = Router::new().get("/count", |_req| async {
+///     let response = offload_stream(8, |body, token| {
+///         for i in 0..10_000 {
+///             if token.is_cancelled() || body.send_blocking(format!("{i}\n")).is_err() {
+///                 return; // the client went away
+///             }
+///         }
+///     })
+///     .await?;
+///     Ok(response.with_header("Content-Type", "text/plain"))
+/// });
+/// # let _ = app;
+/// ```
+pub async fn offload_stream<F>(capacity: usize, f: F) -> Result<Response>
+where
+    F: FnOnce(BodySender, &CancelToken) + Send + 'static,
+{
+    let (sender, response) = Response::channel(capacity);
+    let (started_tx, started_rx) = async_channel::bounded::<()>(1);
+    let mut task = submit(current_class(), move |token| {
+        let _ = started_tx.try_send(());
+        drop(started_tx);
+        // The task is detached once the job starts, so the client leaving shows up as the
+        // body channel closing rather than as the task being dropped.
+        let token = token.with_body(&sender);
+        f(sender, &token);
+    });
+    // Resolve when the job starts; a job that fails before starting resolves the task first.
+    let started = async {
+        let _ = started_rx.recv().await;
+        None
+    };
+    match futures_lite::future::or(async { Some((&mut task).await) }, started).await {
+        Some(Err(err)) => Err(err),
+        Some(Ok(())) | None => {
+            task.detach();
+            Ok(response)
+        }
+    }
+}
+
 /// A cooperative cancellation flag handed to jobs started with [`offload_cancellable`].
 #[derive(Clone, Default)]
 pub struct CancelToken {
     /// Set once; never cleared.
     flag: Arc<AtomicBool>,
+    /// For streaming jobs: the body channel, whose closing (client gone) also cancels.
+    body: Option<BodySender>,
 }
 
 impl CancelToken {
     /// Returns `true` once the job's result is no longer wanted.
     pub fn is_cancelled(&self) -> bool {
-        self.flag.load(Ordering::Relaxed)
+        self.flag.load(Ordering::Relaxed) || self.body.as_ref().is_some_and(BodySender::is_closed)
+    }
+
+    /// Returns a token that is also cancelled when `body`'s receiver is gone.
+    fn with_body(&self, body: &BodySender) -> CancelToken {
+        CancelToken {
+            flag: self.flag.clone(),
+            body: Some(body.clone()),
+        }
     }
 
     /// Flips the token (the server does this; it is public so job functions can be tested).

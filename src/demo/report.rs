@@ -117,6 +117,32 @@ pub fn generate_report(rows: &[Row], token: Option<&CancelToken>) -> Option<Stri
     Some(json)
 }
 
+/// Computes the synthetic rows' running checksums and hands them out as CSV while computing.
+///
+/// Emits `id,value,checksum` lines (a header first) in batches of `batch_rows` rows; `emit`
+/// returns `false` to stop (the client went away). Stops early when `token` is cancelled.
+pub fn stream_rows(
+    rows: usize,
+    batch_rows: usize,
+    token: &CancelToken,
+    mut emit: impl FnMut(Vec<u8>) -> bool,
+) {
+    let mut state: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut batch = String::from("id,value,checksum\n");
+    for i in 0..rows as u64 {
+        let row = synthetic_row(i);
+        state = row_digest(state, &row);
+        let _ = writeln!(batch, "{},{},{state:016x}", row.id, row.value);
+        let batch_full = (i as usize + 1) % batch_rows.max(1) == 0;
+        if batch_full && (token.is_cancelled() || !emit(std::mem::take(&mut batch).into_bytes())) {
+            return;
+        }
+    }
+    if !batch.is_empty() {
+        emit(batch.into_bytes());
+    }
+}
+
 /// Folds one row into the checksum, burning `ROUNDS` rounds of mixing.
 pub fn row_digest(mut state: u64, row: &Row) -> u64 {
     let mut x = row.id ^ row.value.to_bits().rotate_left(17);
@@ -192,8 +218,33 @@ mod tests {
     }
 
     #[test]
+    fn streamed_checksum_matches_the_report() {
+        let mut text = String::new();
+        stream_rows(1000, 64, &CancelToken::default(), |chunk| {
+            text.push_str(std::str::from_utf8(&chunk).unwrap());
+            true
+        });
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1001);
+        let last = lines[1000].rsplit(',').next().unwrap();
+        let report = generate_report(&synthetic_rows(1000), None).unwrap();
+        assert!(
+            report.contains(&format!("\"checksum\":\"{last}\"")),
+            "{report} vs {last}"
+        );
+    }
+
+    #[test]
     fn cancelled_token_stops_the_report() {
         let token = CancelToken::default();
         assert!(generate_report(&synthetic_rows(10), Some(&token)).is_some());
+        token.cancel();
+        assert!(generate_report(&synthetic_rows(10), Some(&token)).is_none());
+        let mut chunks = 0;
+        stream_rows(10_000, 10, &token, |_| {
+            chunks += 1;
+            true
+        });
+        assert_eq!(chunks, 0);
     }
 }
