@@ -15,7 +15,7 @@ use async_io::{Async, Timer};
 use futures_lite::FutureExt;
 
 use super::chunked::ChunkedDecoder;
-use super::parse::{self, BodyKind, Head, Reject, Scan};
+use super::parse::{self, BodyKind, Head, HeadReader, Reject};
 use super::write::{self, Exchange, OutBody, Outgoing};
 use crate::app::App;
 use crate::request::Request;
@@ -201,28 +201,12 @@ impl Conn {
             }
         }
         let deadline = Instant::now() + config.header_timeout;
-        let mut checked = 0;
+        let mut reader = HeadReader::default();
         loop {
-            // Empty lines before a request line are ignored (RFC 9112 §2.2).
-            let blank = self
-                .buf
-                .chunks(2)
-                .take_while(|pair| *pair == b"\r\n")
-                .count()
-                * 2;
-            if blank > 0 {
-                self.buf.drain(..blank);
-                checked = 0;
-            }
-            if !self.buf.is_empty() {
-                match parse::scan_head(&self.buf, checked, config.max_head_bytes)? {
-                    Scan::Complete(end) => {
-                        let head = parse::parse_head(&self.buf[..end], config.max_headers)?;
-                        self.buf.drain(..end);
-                        return Ok(head);
-                    }
-                    Scan::Incomplete(upto) => checked = upto.saturating_sub(3),
-                }
+            if let Some(head) =
+                reader.advance(&mut self.buf, config.max_head_bytes, config.max_headers)?
+            {
+                return Ok(head);
             }
             match self.fill(deadline).await {
                 Ok(0) => return Err(Stop::Quiet),

@@ -4,6 +4,8 @@
 mod chunked;
 mod conn;
 pub(crate) mod parse;
+#[cfg(test)]
+mod proptests;
 mod write;
 
 use std::io::{self, Write as _};
