@@ -10,7 +10,7 @@ mod write;
 
 use std::io::{self, Write as _};
 use std::net::TcpListener;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use async_executor::LocalExecutor;
@@ -28,6 +28,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Accepts connections until a graceful shutdown begins, spawning one task per connection.
 ///
+/// The executor is held weakly: a strong reference from one of its own tasks would keep it, and
+/// so every connection task and socket, alive after the server stops (a reference cycle).
+///
 /// Connections over `max_connections` are answered with a canned 503 and closed without ever
 /// being registered with the reactor. Accept errors never end the loop: transient ones are
 /// retried at once, resource exhaustion (EMFILE, ENFILE, ENOBUFS, ENOMEM) backs off and is
@@ -35,7 +38,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 pub(crate) async fn accept_loop(
     app: Rc<App>,
     listener: Async<TcpListener>,
-    ex: Rc<LocalExecutor<'static>>,
+    ex: Weak<LocalExecutor<'static>>,
 ) {
     let mut backoff = Duration::ZERO;
     loop {
@@ -67,6 +70,10 @@ pub(crate) async fn accept_loop(
                     let _ = stream.set_nodelay(true);
                     let Ok(stream) = Async::new(stream) else {
                         continue;
+                    };
+                    let Some(ex) = ex.upgrade() else {
+                        // The server has stopped.
+                        return;
                     };
                     let guard = app.open_connection();
                     let app = app.clone();
