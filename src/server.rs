@@ -339,7 +339,11 @@ impl Server {
             wake_rx,
         } = self;
         log::info!("listening on http://{local_addr}");
-        let accept = ex.spawn(native::accept_loop(app.clone(), listener, Rc::downgrade(&ex)));
+        let accept = ex.spawn(native::accept_loop(
+            app.clone(),
+            listener,
+            Rc::downgrade(&ex),
+        ));
 
         // Wait for the first shutdown request.
         while control.state.load(Ordering::Acquire) == RUNNING {

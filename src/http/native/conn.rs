@@ -4,6 +4,22 @@
 //! Every wait has a deadline (head, body idle, keep-alive idle, write stall), every buffer is
 //! bounded, and requests on a connection are handled one at a time, so pipelined requests are
 //! answered in order and a client that never reads cannot make the server buffer responses.
+//!
+//! # What one connection can hold
+//!
+//! - The read buffer `buf`: under `max_head_bytes + READ_CHUNK` bytes. It grows in three places
+//!   only: [`Conn::fill`] while a head is incomplete (which [`HeadReader`] refuses at
+//!   `max_head_bytes`, so `buf` is under that before each read) or while a chunked body is
+//!   decoded (the decoder consumes all of `buf` before asking for more); and
+//!   [`watch_disconnect`] while a handler runs or a stream is written, which stops reading at
+//!   `max_head_bytes`. `fill` checks this in debug builds.
+//! - One request body, at most the route's body limit, read as it arrives (never allocated
+//!   from the declared length).
+//! - One response: the next request is not read until it is written.
+//!
+//! So a client that pipelines thousands of requests without reading fills the socket buffers,
+//! the response write stalls, and the write timeout closes the connection; nothing queues in the
+//! server meanwhile.
 
 use std::future::Future;
 use std::io::{self, Read as _, Write as _};
@@ -269,6 +285,10 @@ impl Conn {
 
     /// Reads more bytes into the buffer, waiting until `deadline`.
     fn fill(&mut self, deadline: Instant) -> impl Future<Output = io::Result<usize>> + '_ {
+        debug_assert!(
+            self.buf.len() < self.app.config.max_head_bytes,
+            "read buffer past its bound (see the module docs)"
+        );
         read_into(&self.stream, &mut self.buf, READ_CHUNK, deadline)
     }
 
