@@ -43,15 +43,22 @@ pub(crate) async fn accept_loop(
     let mut backoff = Duration::ZERO;
     loop {
         let stopping = app.stopping.clone();
-        let ready = async { listener.readable().await.is_ok() }
+        let ready = async { Some(listener.readable().await) }
             .or(async move {
                 let _ = stopping.recv().await;
-                false
+                None
             })
             .await;
-        if !ready || app.is_stopping() {
+        let Some(ready) = ready.filter(|_| !app.is_stopping()) else {
             // Dropping the listener refuses new connections at the TCP level.
             return;
+        };
+        if let Err(e) = ready {
+            // The reactor could not watch the listener: pause and retry rather than stop
+            // accepting for good while the process keeps running.
+            log::error!("waiting for connections failed: {e}; retrying");
+            Timer::after(MAX_BACKOFF).await;
+            continue;
         }
         // Take every pending connection before waiting again.
         loop {
