@@ -49,6 +49,7 @@ mod response;
 mod router;
 mod scope;
 mod server;
+mod signal;
 
 pub use config::{ClassConfig, Config, DEFAULT_QUEUE, SETTINGS};
 pub use error::{Error, Result};

@@ -17,6 +17,7 @@ use crate::config::{ClassConfig, Config};
 use crate::error::{Error, Result};
 use crate::http::native;
 use crate::router::Router;
+use crate::signal::SignalWatch;
 
 /// Configures and builds a [`Server`].
 ///
@@ -45,6 +46,8 @@ pub struct ServerBuilder {
     config: Config,
     /// Declared pool classes besides the default one.
     classes: Vec<(String, ClassConfig)>,
+    /// Whether SIGTERM and SIGINT stop the server.
+    signals: bool,
 }
 
 impl ServerBuilder {
@@ -161,12 +164,37 @@ impl ServerBuilder {
         self
     }
 
+    /// Sets whether SIGTERM and SIGINT stop the server: the first one starts a graceful
+    /// shutdown (as [`ShutdownHandle::shutdown`]), the next one stops at once (as
+    /// [`ShutdownHandle::shutdown_now`]); [`Server::run`] then returns `Ok`. Defaults to `false`:
+    /// a library does not take over the process's signals unless asked.
+    ///
+    /// The handlers are installed by [`ServerBuilder::build`] and removed when the server's
+    /// loop ends, but the signals' default action (ending the process) is not restored: a
+    /// program that goes on after the server stops and wants Ctrl-C to kill it must exit by
+    /// itself.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use steadyloop::{Router, Server};
+    ///
+    /// let app = Router::new().get("/", |_req| async { "hi" });
+    /// // Runs until SIGTERM or Ctrl-C, then drains in-flight requests and returns.
+    /// Server::builder().handle_signals(true).build(app)?.run()?;
+    /// # Ok::<(), steadyloop::Error>(())
+    /// ```
+    pub fn handle_signals(mut self, handle: bool) -> ServerBuilder {
+        self.signals = handle;
+        self
+    }
+
     /// Binds the listening socket and builds the server for `router`.
     ///
     /// # Errors
     ///
     /// [`Error::Config`] for invalid settings or undeclared pool classes; [`Error::Io`] if the
-    /// address does not resolve or cannot be bound.
+    /// address does not resolve or cannot be bound, or the signal handlers cannot be installed.
     pub fn build(self, router: Router) -> Result<Server> {
         let addr = resolve(&self.config.addr)?;
         let listener = TcpListener::bind(addr)?;
@@ -176,6 +204,11 @@ impl ServerBuilder {
         let (closed_tx, closed_rx) = async_channel::bounded(1);
         let app = App::new(router, self.config, self.classes, stopping, closed_tx)?;
         let (wake_tx, wake_rx) = async_channel::bounded(1);
+        let signals = if self.signals {
+            Some(SignalWatch::install()?)
+        } else {
+            None
+        };
         Ok(Server {
             app: Rc::new(app),
             listener,
@@ -187,6 +220,7 @@ impl ServerBuilder {
                 wake: wake_tx,
             },
             wake_rx,
+            signals,
         })
     }
 
@@ -287,6 +321,8 @@ pub struct Server {
     control: ShutdownHandle,
     /// Woken when a handle asks for shutdown.
     wake_rx: async_channel::Receiver<()>,
+    /// SIGTERM/SIGINT handlers, when [`ServerBuilder::handle_signals`] asked for them.
+    signals: Option<SignalWatch>,
 }
 
 impl Server {
@@ -337,8 +373,12 @@ impl Server {
             closed_rx,
             control,
             wake_rx,
+            signals,
         } = self;
         log::info!("listening on http://{local_addr}");
+        if let Some(signals) = signals {
+            ex.spawn(signals.run(control.clone())).detach();
+        }
         let accept = ex.spawn(native::accept_loop(
             app.clone(),
             listener,

@@ -1,6 +1,7 @@
 //! The demo service's routes: a light health check and a CPU-heavy report, offloaded (the fix)
 //! and inline on the loop (the bug, kept on purpose so its stall can be seen and measured).
 
+pub mod logger;
 pub mod report;
 
 use steadyloop::{offload_cancellable, Error, Request, Response, Result, Router};
