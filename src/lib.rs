@@ -59,6 +59,12 @@ pub use response::{BodyClosed, BodySender, IntoResponse, Response};
 pub use router::Router;
 pub use server::{Server, ServerBuilder, ServerHandle, ShutdownHandle};
 
+/// The request parser's fuzzing entry point (`cargo fuzz`, see `fuzz/`); only in builds with
+/// `--cfg fuzzing`, never part of the API.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub use http::native::fuzz as fuzzing;
+
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

@@ -3,6 +3,8 @@
 
 mod chunked;
 mod conn;
+#[cfg(any(test, fuzzing))]
+pub mod fuzz;
 pub(crate) mod parse;
 #[cfg(test)]
 mod proptests;

@@ -307,3 +307,33 @@ proptest! {
         prop_assert_eq!(consumed_total, wire.len() - 4);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The fuzzing entry point holds its invariants on random and request-shaped bytes alike
+    /// (the same check `cargo fuzz` runs, on every test run).
+    #[test]
+    fn fuzz_entry_point_holds_on_random_and_damaged_input(
+        step in any::<u8>(),
+        specs in vec(spec(), 1..4),
+        damage in vec((any::<usize>(), any::<u8>()), 0..4),
+        noise in vec(any::<u8>(), 0..300),
+    ) {
+        let mut data = vec![step];
+        for spec in &specs {
+            data.extend_from_slice(&spec.to_bytes());
+        }
+        let undamaged = super::fuzz::read_requests(&data);
+        let keep_alive = specs.iter().take_while(|s| !s.http10).count();
+        prop_assert_eq!(undamaged, specs.len().min(keep_alive + 1));
+        for (at, byte) in damage {
+            let at = 1 + at % (data.len() - 1);
+            data[at] = byte;
+        }
+        super::fuzz::read_requests(&data);
+        let mut random = vec![step];
+        random.extend_from_slice(&noise);
+        super::fuzz::read_requests(&random);
+    }
+}
