@@ -178,7 +178,11 @@ fn request_arriving_during_the_drain_on_an_open_connection_is_answered_with_clos
     // Pipelined behind the held request: already sent when shutdown starts.
     held.write_all(b"GET /fast HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
+    let mut idle = send(addr, "/fast");
+    common::read_response(&mut idle, &mut Vec::new(), false);
     server.shutdown_handle().shutdown();
+    // `shutdown` only asks; the idle connection closing shows the loop has begun it.
+    assert!(read_until_close(&mut idle).is_empty());
     gate.open();
     let responses = common::parse_responses(&read_until_close(&mut held));
     // The held request is answered and closes the connection; the pipelined one was never

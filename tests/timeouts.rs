@@ -78,13 +78,14 @@ fn head_trickled_a_byte_at_a_time_gets_408_at_the_whole_head_deadline() {
 fn keep_alive_connection_is_closed_after_the_idle_timeout() {
     let server = start_with(common::builder().keep_alive_timeout(SHORT), app);
     let mut stream = connect(server.local_addr());
+    // Taken before the request, so it surely precedes the server's idle timer.
+    let start = Instant::now();
     stream
         .write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     let mut pending = Vec::new();
     let raw = common::read_response(&mut stream, &mut pending, false);
     assert_eq!(raw.text(), "hello");
-    let start = Instant::now();
     let bytes = closed_between(&mut stream, start, SHORT);
     assert!(bytes.is_empty() && pending.is_empty());
 }
@@ -97,8 +98,8 @@ fn body_that_stops_midway_gets_408_and_close() {
         &b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n64\r\nonly part"[..],
     ] {
         let mut stream = connect(server.local_addr());
-        stream.write_all(request).unwrap();
         let start = Instant::now();
+        stream.write_all(request).unwrap();
         let bytes = closed_between(&mut stream, start, SHORT);
         assert_eq!(status_line(&bytes), "HTTP/1.1 408 Request Timeout");
     }
@@ -178,10 +179,10 @@ fn client_that_stops_reading_a_streamed_response_is_closed_by_the_write_timeout(
         })
     });
     let mut stream = connect(server.local_addr());
+    let start = Instant::now();
     stream
         .write_all(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
-    let start = Instant::now();
     // Not reading: the socket buffers fill, writes stall, the server gives up.
     let sent = gone_rx
         .recv_timeout(Duration::from_secs(10))
