@@ -463,6 +463,9 @@ impl ShutdownHandle {
     /// Starts a graceful shutdown: stop accepting, close idle connections, let in-flight
     /// requests (and their pool jobs) finish within the drain timeout, then return from
     /// [`Server::run`]. Calling it again has no further effect.
+    ///
+    /// It returns at once: the loop begins the shutdown as soon as it runs next, so a response
+    /// being prepared at that very moment may still go out without `Connection: close`.
     pub fn shutdown(&self) {
         self.raise(GRACEFUL);
     }
