@@ -51,6 +51,7 @@ mod response;
 mod router;
 mod scope;
 mod server;
+mod signal;
 
 pub use config::{ClassConfig, Config, DEFAULT_QUEUE, SETTINGS};
 pub use error::{Error, Result};
@@ -59,6 +60,12 @@ pub use request::Request;
 pub use response::{BodyClosed, BodySender, IntoResponse, Response};
 pub use router::Router;
 pub use server::{Server, ServerBuilder, ServerHandle, ShutdownHandle};
+
+/// The request parser's fuzzing entry point (`cargo fuzz`, see `fuzz/`); only in builds with
+/// `--cfg fuzzing`, never part of the API.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub use http::native::fuzz as fuzzing;
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -1,7 +1,8 @@
 //! The steadyloop demo service: `cargo run --release` serves it on 127.0.0.1:8080.
 //!
 //! Settings come from flags (`--workers 4`) and `STEADYLOOP_*` environment variables
-//! (`STEADYLOOP_WORKERS=4`); flags win. `--help` lists them all.
+//! (`STEADYLOOP_WORKERS=4`); flags win. `--help` lists them all. SIGTERM or SIGINT (Ctrl-C)
+//! shuts down gracefully; a second one stops at once.
 
 mod demo;
 
@@ -29,7 +30,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let server = match Server::builder().config(config).build(demo::app()) {
+    // SIGTERM or Ctrl-C: finish in-flight requests and exit 0; a second one exits at once.
+    let server = match Server::builder()
+        .config(config)
+        .handle_signals(true)
+        .build(demo::app())
+    {
         Ok(server) => server,
         Err(err) => {
             eprintln!("steadyloop: {err}");
@@ -108,6 +114,10 @@ fn help() -> String {
         text.push_str(&format!("  --{key:<22} {description}\n"));
     }
     text.push_str("\n  -h, --help                 show this help\n  -V, --version              show the version\n");
+    text.push_str(
+        "\nSIGTERM or SIGINT (Ctrl-C) stops accepting, finishes in-flight requests (up to\n\
+         --drain-timeout) and exits 0; a second one exits at once.\n",
+    );
     text
 }
 

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::http::native;
 use crate::monitor::Instrumented;
 use crate::router::Router;
+use crate::signal::SignalWatch;
 
 /// Configures and builds a [`Server`].
 ///
@@ -46,6 +47,8 @@ pub struct ServerBuilder {
     config: Config,
     /// Declared pool classes besides the default one.
     classes: Vec<(String, ClassConfig)>,
+    /// Whether SIGTERM and SIGINT stop the server.
+    signals: bool,
 }
 
 impl ServerBuilder {
@@ -190,12 +193,37 @@ impl ServerBuilder {
         self
     }
 
+    /// Sets whether SIGTERM and SIGINT stop the server: the first one starts a graceful
+    /// shutdown (as [`ShutdownHandle::shutdown`]), the next one stops at once (as
+    /// [`ShutdownHandle::shutdown_now`]); [`Server::run`] then returns `Ok`. Defaults to `false`:
+    /// a library does not take over the process's signals unless asked.
+    ///
+    /// The handlers are installed by [`ServerBuilder::build`] and removed when the server's
+    /// loop ends, but the signals' default action (ending the process) is not restored: a
+    /// program that goes on after the server stops and wants Ctrl-C to kill it must exit by
+    /// itself.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use steadyloop::{Router, Server};
+    ///
+    /// let app = Router::new().get("/", |_req| async { "hi" });
+    /// // Runs until SIGTERM or Ctrl-C, then drains in-flight requests and returns.
+    /// Server::builder().handle_signals(true).build(app)?.run()?;
+    /// # Ok::<(), steadyloop::Error>(())
+    /// ```
+    pub fn handle_signals(mut self, handle: bool) -> ServerBuilder {
+        self.signals = handle;
+        self
+    }
+
     /// Binds the listening socket and builds the server for `router`.
     ///
     /// # Errors
     ///
     /// [`Error::Config`] for invalid settings or undeclared pool classes; [`Error::Io`] if the
-    /// address does not resolve or cannot be bound.
+    /// address does not resolve or cannot be bound, or the signal handlers cannot be installed.
     pub fn build(self, router: Router) -> Result<Server> {
         let addr = resolve(&self.config.addr)?;
         let listener = TcpListener::bind(addr)?;
@@ -205,6 +233,11 @@ impl ServerBuilder {
         let (closed_tx, closed_rx) = async_channel::bounded(1);
         let app = App::new(router, self.config, self.classes, stopping, closed_tx)?;
         let (wake_tx, wake_rx) = async_channel::bounded(1);
+        let signals = if self.signals {
+            Some(SignalWatch::install()?)
+        } else {
+            None
+        };
         Ok(Server {
             app: Rc::new(app),
             listener,
@@ -216,6 +249,7 @@ impl ServerBuilder {
                 wake: wake_tx,
             },
             wake_rx,
+            signals,
         })
     }
 
@@ -316,6 +350,8 @@ pub struct Server {
     control: ShutdownHandle,
     /// Woken when a handle asks for shutdown.
     wake_rx: async_channel::Receiver<()>,
+    /// SIGTERM/SIGINT handlers, when [`ServerBuilder::handle_signals`] asked for them.
+    signals: Option<SignalWatch>,
 }
 
 impl Server {
@@ -366,9 +402,13 @@ impl Server {
             closed_rx,
             control,
             wake_rx,
+            signals,
         } = self;
         log::info!("listening on http://{local_addr}");
-        let accept = native::accept_loop(app.clone(), listener, ex.clone());
+        if let Some(signals) = signals {
+            ex.spawn(signals.run(control.clone())).detach();
+        }
+        let accept = native::accept_loop(app.clone(), listener, Rc::downgrade(&ex));
         let accept = ex.spawn(Instrumented::new(app.monitor.clone(), accept));
 
         // Wait for the first shutdown request.
@@ -449,6 +489,9 @@ impl ShutdownHandle {
     /// Starts a graceful shutdown: stop accepting, close idle connections, let in-flight
     /// requests (and their pool jobs) finish within the drain timeout, then return from
     /// [`Server::run`]. Calling it again has no further effect.
+    ///
+    /// It returns at once: the loop begins the shutdown as soon as it runs next, so a response
+    /// being prepared at that very moment may still go out without `Connection: close`.
     pub fn shutdown(&self) {
         self.raise(GRACEFUL);
     }

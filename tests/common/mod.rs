@@ -174,3 +174,94 @@ pub fn parse_one(bytes: &[u8], head_only: bool) -> Option<(Raw, usize)> {
 pub fn raw_responses(addr: SocketAddr, request: &str) -> Vec<Raw> {
     parse_responses(&exchange(addr, request.as_bytes()))
 }
+
+/// Counts calls to a route; `Send` and cheap to clone, so it can move into `make_router`.
+#[derive(Debug, Clone, Default)]
+pub struct Calls(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Calls {
+    /// Records one call.
+    pub fn hit(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The calls so far.
+    pub fn count(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Adds `GET` and `POST` routes on `path` answering `path` that count their calls in `calls`.
+pub fn counted(router: Router, path: &str, calls: &Calls) -> Router {
+    let (get, post) = (calls.clone(), calls.clone());
+    let (get_path, post_path) = (path.to_string(), path.to_string());
+    router
+        .get(path, move |_req| {
+            get.hit();
+            let body = get_path.clone();
+            async move { body }
+        })
+        .post(path, move |_req| {
+            post.hit();
+            let body = post_path.clone();
+            async move { body }
+        })
+}
+
+/// The status line of a response (the bytes before the first CRLF), lossily decoded.
+pub fn status_line(bytes: &[u8]) -> String {
+    let end = bytes
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+/// Reads exactly one response (a body delimited by Content-Length or chunked) from a connection
+/// that stays open, keeping what follows it in `pending`. `head_only` as in [`parse_one`].
+pub fn read_response(stream: &mut TcpStream, pending: &mut Vec<u8>, head_only: bool) -> Raw {
+    loop {
+        if let Some((raw, used)) = parse_one_framed(pending, head_only) {
+            pending.drain(..used);
+            return raw;
+        }
+        let mut chunk = [0u8; 8192];
+        let n = stream.read(&mut chunk).expect("read a response");
+        assert!(
+            n > 0,
+            "connection closed before a whole response: {:?}",
+            String::from_utf8_lossy(pending)
+        );
+        pending.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Like [`parse_one`], but `None` for a response delimited by the close (it is never complete
+/// on an open connection).
+pub fn parse_one_framed(bytes: &[u8], head_only: bool) -> Option<(Raw, usize)> {
+    let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = String::from_utf8_lossy(&bytes[..end]).to_ascii_lowercase();
+    let delimited = head_only
+        || head.contains("\r\ncontent-length:")
+        || head.contains("\r\ntransfer-encoding: chunked")
+        || head.starts_with("http/1.1 204")
+        || head.starts_with("http/1.1 304");
+    if !delimited {
+        return None;
+    }
+    parse_one(bytes, head_only)
+}
+
+/// Returns `true` if the peer has closed `stream` (EOF or reset) within `CLIENT_TIMEOUT`,
+/// discarding anything it still sends.
+pub fn is_closed(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}

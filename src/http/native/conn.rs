@@ -4,6 +4,22 @@
 //! Every wait has a deadline (head, body idle, keep-alive idle, write stall), every buffer is
 //! bounded, and requests on a connection are handled one at a time, so pipelined requests are
 //! answered in order and a client that never reads cannot make the server buffer responses.
+//!
+//! # What one connection can hold
+//!
+//! - The read buffer `buf`: under `max_head_bytes + READ_CHUNK` bytes. It grows in three places
+//!   only: [`Conn::fill`] while a head is incomplete (which [`HeadReader`] refuses at
+//!   `max_head_bytes`, so `buf` is under that before each read) or while a chunked body is
+//!   decoded (the decoder consumes all of `buf` before asking for more); and
+//!   [`watch_disconnect`] while a handler runs or a stream is written, which stops reading at
+//!   `max_head_bytes`. `fill` checks this in debug builds.
+//! - One request body, at most the route's body limit, read as it arrives (never allocated
+//!   from the declared length).
+//! - One response: the next request is not read until it is written.
+//!
+//! So a client that pipelines thousands of requests without reading fills the socket buffers,
+//! the response write stalls, and the write timeout closes the connection; nothing queues in the
+//! server meanwhile.
 
 use std::future::Future;
 use std::io::{self, Read as _, Write as _};
@@ -15,7 +31,7 @@ use async_io::{Async, Timer};
 use futures_lite::FutureExt;
 
 use super::chunked::ChunkedDecoder;
-use super::parse::{self, BodyKind, Head, Reject, Scan};
+use super::parse::{self, BodyKind, Head, HeadReader, Reject};
 use super::write::{self, Exchange, OutBody, Outgoing};
 use crate::app::App;
 use crate::request::Request;
@@ -202,28 +218,12 @@ impl Conn {
             }
         }
         let deadline = Instant::now() + config.header_timeout;
-        let mut checked = 0;
+        let mut reader = HeadReader::default();
         loop {
-            // Empty lines before a request line are ignored (RFC 9112 §2.2).
-            let blank = self
-                .buf
-                .chunks(2)
-                .take_while(|pair| *pair == b"\r\n")
-                .count()
-                * 2;
-            if blank > 0 {
-                self.buf.drain(..blank);
-                checked = 0;
-            }
-            if !self.buf.is_empty() {
-                match parse::scan_head(&self.buf, checked, config.max_head_bytes)? {
-                    Scan::Complete(end) => {
-                        let head = parse::parse_head(&self.buf[..end], config.max_headers)?;
-                        self.buf.drain(..end);
-                        return Ok(head);
-                    }
-                    Scan::Incomplete(upto) => checked = upto.saturating_sub(3),
-                }
+            if let Some(head) =
+                reader.advance(&mut self.buf, config.max_head_bytes, config.max_headers)?
+            {
+                return Ok(head);
             }
             match self.fill(deadline).await {
                 Ok(0) => return Err(Stop::Quiet),
@@ -286,6 +286,10 @@ impl Conn {
 
     /// Reads more bytes into the buffer, waiting until `deadline`.
     fn fill(&mut self, deadline: Instant) -> impl Future<Output = io::Result<usize>> + '_ {
+        debug_assert!(
+            self.buf.len() < self.app.config.max_head_bytes,
+            "read buffer past its bound (see the module docs)"
+        );
         read_into(&self.stream, &mut self.buf, READ_CHUNK, deadline)
     }
 

@@ -3,12 +3,16 @@
 
 mod chunked;
 mod conn;
+#[cfg(any(test, fuzzing))]
+pub mod fuzz;
 pub(crate) mod parse;
+#[cfg(test)]
+mod proptests;
 mod write;
 
 use std::io::{self, Write as _};
 use std::net::TcpListener;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use async_executor::LocalExecutor;
@@ -27,6 +31,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Accepts connections until a graceful shutdown begins, spawning one task per connection.
 ///
+/// The executor is held weakly: a strong reference from one of its own tasks would keep it, and
+/// so every connection task and socket, alive after the server stops (a reference cycle).
+///
 /// Connections over `max_connections` are answered with a canned 503 and closed without ever
 /// being registered with the reactor. Accept errors never end the loop: transient ones are
 /// retried at once, resource exhaustion (EMFILE, ENFILE, ENOBUFS, ENOMEM) backs off and is
@@ -34,20 +41,27 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 pub(crate) async fn accept_loop(
     app: Rc<App>,
     listener: Async<TcpListener>,
-    ex: Rc<LocalExecutor<'static>>,
+    ex: Weak<LocalExecutor<'static>>,
 ) {
     let mut backoff = Duration::ZERO;
     loop {
         let stopping = app.stopping.clone();
-        let ready = async { listener.readable().await.is_ok() }
+        let ready = async { Some(listener.readable().await) }
             .or(async move {
                 let _ = stopping.recv().await;
-                false
+                None
             })
             .await;
-        if !ready || app.is_stopping() {
+        let Some(ready) = ready.filter(|_| !app.is_stopping()) else {
             // Dropping the listener refuses new connections at the TCP level.
             return;
+        };
+        if let Err(e) = ready {
+            // The reactor could not watch the listener: pause and retry rather than stop
+            // accepting for good while the process keeps running.
+            log::error!("waiting for connections failed: {e}; retrying");
+            Timer::after(MAX_BACKOFF).await;
+            continue;
         }
         // Take every pending connection before waiting again.
         loop {
@@ -66,6 +80,10 @@ pub(crate) async fn accept_loop(
                     let _ = stream.set_nodelay(true);
                     let Ok(stream) = Async::new(stream) else {
                         continue;
+                    };
+                    let Some(ex) = ex.upgrade() else {
+                        // The server has stopped.
+                        return;
                     };
                     let guard = app.open_connection();
                     let app = app.clone();

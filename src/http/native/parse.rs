@@ -88,8 +88,61 @@ pub(crate) fn scan_head(buf: &[u8], checked: usize, max_head: usize) -> Result<S
     if buf.len() >= max_head {
         return Err(too_large(buf, max_head));
     }
-    // Re-check the last bytes next time: a CRLFCRLF may straddle two reads.
+    // Every LF so far has been checked together with the bytes before it.
     Ok(Scan::Incomplete(buf.len()))
+}
+
+/// Finds, parses and removes request heads from the front of a connection's read buffer, one
+/// call per read, checking each byte for the end of the head only once.
+///
+/// This is the whole of head reading except the socket: the connection calls
+/// [`HeadReader::advance`] after every read, so tests and fuzzers can drive it with any split of
+/// the input into reads.
+#[derive(Debug, Default)]
+pub(crate) struct HeadReader {
+    /// How far the buffer has been searched for the end of the head.
+    checked: usize,
+}
+
+impl HeadReader {
+    /// Takes the next complete head off the front of `buf`; `Ok(None)` if more bytes are needed.
+    ///
+    /// Empty lines before a request line are dropped (RFC 9112 §2.2). On success the head's bytes
+    /// are removed from `buf` and anything after them (a body, pipelined requests) stays. While
+    /// it returns `Ok(None)`, `buf` holds less than `max_head` bytes.
+    ///
+    /// # Errors
+    ///
+    /// A [`Reject`] as [`scan_head`] and [`parse_head`] give them.
+    pub(crate) fn advance(
+        &mut self,
+        buf: &mut Vec<u8>,
+        max_head: usize,
+        max_headers: usize,
+    ) -> Result<Option<Head>, Reject> {
+        let blank = buf.chunks(2).take_while(|pair| *pair == b"\r\n").count() * 2;
+        if blank > 0 {
+            buf.drain(..blank);
+            self.checked = 0;
+        }
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        match scan_head(buf, self.checked, max_head)? {
+            Scan::Complete(end) => {
+                let head = parse_head(&buf[..end], max_headers)?;
+                buf.drain(..end);
+                self.checked = 0;
+                Ok(Some(head))
+            }
+            Scan::Incomplete(upto) => {
+                // `scan_head` looks back from each LF, so an end split across reads is still
+                // found when its last byte arrives; nothing needs checking twice.
+                self.checked = upto;
+                Ok(None)
+            }
+        }
+    }
 }
 
 /// The rejection for a head over the limit: 414 if the request line never ended, else 431.
