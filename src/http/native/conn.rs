@@ -88,19 +88,22 @@ pub(crate) async fn serve(app: Rc<App>, stream: Async<TcpStream>, peer: SocketAd
     };
     let mut first = true;
     loop {
-        match conn.exchange(first).await {
+        // Idle connections wait in this small future; the state of a request in progress is
+        // boxed only while there is one, so a thousand idle keep-alive connections stay cheap.
+        if conn.buf.is_empty() {
+            if let Err(stop) = conn.wait_for_request(first).await {
+                conn.stop(stop).await;
+                return;
+            }
+        }
+        match Box::pin(conn.exchange()).await {
             Ok(true) => first = false,
             Ok(false) => {
                 conn.linger().await;
                 return;
             }
-            Err(Stop::Quiet) => return,
-            Err(Stop::Reject(reject)) => {
-                conn.app.record_rejected(reject.status);
-                let bytes = write::error_bytes(reject.status, reject.reason);
-                if conn.write_all(&bytes).await.is_ok() {
-                    conn.linger().await;
-                }
+            Err(stop) => {
+                conn.stop(stop).await;
                 return;
             }
         }
@@ -108,9 +111,55 @@ pub(crate) async fn serve(app: Rc<App>, stream: Async<TcpStream>, peer: SocketAd
 }
 
 impl Conn {
+    /// Ends the connection: quietly, or with the rejection's error response first.
+    async fn stop(&mut self, stop: Stop) {
+        if let Stop::Reject(reject) = stop {
+            self.app.record_rejected(reject.status);
+            let bytes = write::error_bytes(reject.status, reject.reason);
+            if self.write_all(&bytes).await.is_ok() {
+                self.linger().await;
+            }
+        }
+    }
+
+    /// Waits, with no buffer held, for the first bytes of the next request.
+    ///
+    /// Before the first byte the connection is idle: the keep-alive timer runs (the head timer
+    /// for a brand-new connection), and a graceful shutdown closes it at once.
+    async fn wait_for_request(&mut self, first: bool) -> Result<(), Stop> {
+        let config = &self.app.config;
+        let idle_limit = if first {
+            config.header_timeout
+        } else {
+            config.keep_alive_timeout
+        };
+        self.buf = Vec::new();
+        if self.app.is_stopping() {
+            return Err(Stop::Quiet);
+        }
+        let stopping = self.app.stopping.clone();
+        let read = read_into(
+            &self.stream,
+            &mut self.buf,
+            READ_CHUNK,
+            Instant::now() + idle_limit,
+        );
+        let outcome = async { Some(read.await) }
+            .or(async move {
+                let _ = stopping.recv().await;
+                None
+            })
+            .await;
+        match outcome {
+            Some(Ok(n)) if n > 0 => Ok(()),
+            _ => Err(Stop::Quiet),
+        }
+    }
+
     /// Handles one request; `Ok(true)` if the connection stays open for another.
-    async fn exchange(&mut self, first: bool) -> Result<bool, Stop> {
-        let head = self.read_head(first).await?;
+    /// The first bytes of the request are already buffered.
+    async fn exchange(&mut self) -> Result<bool, Stop> {
+        let head = self.read_head().await?;
         let app = self.app.clone();
         let config = &app.config;
         let has_body = head.body != BodyKind::Empty;
@@ -188,35 +237,9 @@ impl Conn {
     }
 
     /// Reads the next request head.
-    async fn read_head(&mut self, first: bool) -> Result<Head, Stop> {
+    async fn read_head(&mut self) -> Result<Head, Stop> {
         let app = self.app.clone();
         let config = &app.config;
-        // Before the first byte the connection is idle: the keep-alive timer runs (the head
-        // timer for a brand-new connection), and a shutdown closes it at once.
-        let idle_limit = if first {
-            config.header_timeout
-        } else {
-            config.keep_alive_timeout
-        };
-        if self.buf.is_empty() {
-            // An idle connection keeps no buffer.
-            self.buf = Vec::new();
-            if self.app.is_stopping() {
-                return Err(Stop::Quiet);
-            }
-            let stopping = self.app.stopping.clone();
-            let read = self.fill(Instant::now() + idle_limit);
-            let outcome = async { Some(read.await) }
-                .or(async move {
-                    let _ = stopping.recv().await;
-                    None
-                })
-                .await;
-            match outcome {
-                Some(Ok(n)) if n > 0 => {}
-                _ => return Err(Stop::Quiet),
-            }
-        }
         let deadline = Instant::now() + config.header_timeout;
         let mut reader = HeadReader::default();
         loop {
@@ -420,6 +443,11 @@ async fn read_into(
 ///
 /// Cancel-safe: the buffer only changes inside the non-blocking read, never across an await.
 async fn read_some(stream: &Async<TcpStream>, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    // A buffer with no allocation is not given one until there is something to read, so a
+    // waiting connection (idle keep-alive, or a handler running) holds no read buffer.
+    if buf.capacity() == 0 {
+        stream.readable().await?;
+    }
     stream
         .read_with(|s| {
             let old = buf.len();
