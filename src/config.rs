@@ -1,5 +1,7 @@
 //! Server settings: plain data, their defaults, and parsing from `key=value` text (flags, env).
 
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -42,6 +44,71 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// A single poll on the loop longer than this is reported as a stall. Default 100 ms.
     pub stall_threshold: Duration,
+    /// The HTTP front end that serves requests. Default [`Frontend::Native`].
+    pub frontend: Frontend,
+}
+
+/// The HTTP front end that reads requests and writes responses; both serve the same router.
+///
+/// Set it with [`ServerBuilder::frontend`](crate::ServerBuilder::frontend), `--frontend` or
+/// `STEADYLOOP_FRONTEND`; the text forms are `native` and `tiny_http`.
+///
+/// # Examples
+///
+/// ```
+/// use steadyloop::Frontend;
+///
+/// assert_eq!("tiny_http".parse::<Frontend>().unwrap(), Frontend::TinyHttp);
+/// assert_eq!(Frontend::default().to_string(), "native");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Frontend {
+    /// HTTP/1.1 on the event loop itself, with limits and timeouts on every read and write.
+    #[default]
+    Native,
+    /// `tiny_http` 0.12 on its own threads (one per connection), bridged into the loop; needs
+    /// the `tiny_http` cargo feature. For trusted networks: see the README for what it cannot
+    /// protect against.
+    TinyHttp,
+}
+
+impl Frontend {
+    /// Returns the setting's text form: `native` or `tiny_http`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Frontend::Native => "native",
+            Frontend::TinyHttp => "tiny_http",
+        }
+    }
+
+    /// Returns `true` if this front end is compiled into the crate.
+    pub fn is_available(self) -> bool {
+        match self {
+            Frontend::Native => true,
+            Frontend::TinyHttp => cfg!(feature = "tiny_http"),
+        }
+    }
+}
+
+impl fmt::Display for Frontend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Frontend {
+    type Err = Error;
+
+    /// Parses `native` or `tiny_http` (also `tiny-http`), ignoring case.
+    fn from_str(value: &str) -> Result<Frontend> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "native" => Ok(Frontend::Native),
+            "tiny_http" | "tiny-http" => Ok(Frontend::TinyHttp),
+            _ => Err(Error::Config(format!(
+                "frontend: expected native or tiny_http, got {value:?}"
+            ))),
+        }
+    }
 }
 
 /// Limits of one pool class: how many jobs run at once and how many may wait.
@@ -121,6 +188,7 @@ impl Default for Config {
             max_connections: 1024,
             drain_timeout: Duration::from_secs(10),
             stall_threshold: Duration::from_millis(100),
+            frontend: Frontend::Native,
         }
     }
 }
@@ -151,6 +219,7 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "stall-threshold",
         "loop poll length reported as a stall [100ms]",
     ),
+    ("frontend", "HTTP front end: native or tiny_http [native]"),
 ];
 
 impl Config {
@@ -190,6 +259,7 @@ impl Config {
             "max-connections" => self.max_connections = parse_count(key, value)?,
             "drain-timeout" => self.drain_timeout = parse_duration(key, value)?,
             "stall-threshold" => self.stall_threshold = parse_duration(key, value)?,
+            "frontend" => self.frontend = value.parse()?,
             _ => return Err(Error::Config(format!("unknown setting `{key}`"))),
         }
         Ok(())
@@ -198,6 +268,12 @@ impl Config {
     /// Checks that the settings make sense together.
     pub(crate) fn validate(&self) -> Result<()> {
         self.pool.validate("default")?;
+        if !self.frontend.is_available() {
+            return Err(Error::Config(format!(
+                "frontend {} is not compiled in; rebuild with `--features {}`",
+                self.frontend, self.frontend
+            )));
+        }
         let positive = [
             ("max-head-bytes", self.max_head_bytes),
             ("max-headers", self.max_headers),
@@ -298,12 +374,30 @@ mod tests {
             let value = match *key {
                 "addr" => "127.0.0.1:0",
                 "low-priority-workers" => "false",
+                "frontend" => "tiny_http",
                 k if k.ends_with("timeout") || k == "stall-threshold" => "3s",
                 _ => "77",
             };
             Config::default().set(key, value).unwrap();
         }
         assert!(Config::default().set("nope", "1").is_err());
+    }
+
+    #[test]
+    fn frontend_parses_and_is_checked_at_validation() {
+        let mut config = Config::default();
+        config.set("frontend", "tiny_http").unwrap();
+        assert_eq!(config.frontend, Frontend::TinyHttp);
+        config.set("frontend", "Tiny-HTTP").unwrap();
+        assert_eq!(config.frontend, Frontend::TinyHttp);
+        assert!(config.set("frontend", "hyper").is_err());
+        let compiled_in = cfg!(feature = "tiny_http");
+        assert_eq!(config.validate().is_ok(), compiled_in);
+        if let Err(err) = config.validate() {
+            assert!(err.to_string().contains("--features tiny_http"), "{err}");
+        }
+        config.set("frontend", "native").unwrap();
+        assert!(config.validate().is_ok());
     }
 
     #[test]

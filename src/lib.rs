@@ -50,7 +50,7 @@ mod router;
 mod scope;
 mod server;
 
-pub use config::{ClassConfig, Config, DEFAULT_QUEUE, SETTINGS};
+pub use config::{ClassConfig, Config, Frontend, DEFAULT_QUEUE, SETTINGS};
 pub use error::{Error, Result};
 pub use offload::{offload, offload_cancellable, CancelToken, Task};
 pub use request::Request;

@@ -4,7 +4,7 @@
 mod chunked;
 mod conn;
 pub(crate) mod parse;
-mod write;
+pub(crate) mod write;
 
 use std::io::{self, Write as _};
 use std::net::TcpListener;
