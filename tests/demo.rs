@@ -9,6 +9,13 @@ mod report;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
+use steadyloop::Frontend;
+
+frontend_tests!(
+    get_and_post_report_agree_for_the_same_rows,
+    demo_routes_and_errors,
+);
+
 /// The demo process; killed when dropped.
 struct Demo {
     child: Child,
@@ -24,9 +31,19 @@ impl Drop for Demo {
 
 /// Starts the demo binary on a free port and waits for its "listening" line.
 fn demo(extra: &[&str]) -> Demo {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_steadyloop"))
+    demo_with(Command::new(env!("CARGO_BIN_EXE_steadyloop")).args(extra))
+}
+
+/// Starts the demo binary on `frontend` (given as a flag) on a free port.
+fn demo_on(frontend: Frontend, extra: &[&str]) -> Demo {
+    demo(&[&["--frontend", frontend.as_str()], extra].concat())
+}
+
+/// Starts `command` (the demo binary with its arguments) on a free port and waits for its
+/// "listening" line.
+fn demo_with(command: &mut Command) -> Demo {
+    let mut child = command
         .args(["--addr", "127.0.0.1:0"])
-        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -52,9 +69,8 @@ fn call(request: ureq::Request) -> (u16, String) {
     }
 }
 
-#[test]
-fn get_and_post_report_agree_for_the_same_rows() {
-    let demo = demo(&[]);
+fn get_and_post_report_agree_for_the_same_rows(frontend: Frontend) {
+    let demo = demo_on(frontend, &[]);
     let client = common::client();
     let (status, from_get) = call(client.get(&format!("{}/report?rows=300", demo.base)));
     assert_eq!(status, 200);
@@ -69,9 +85,8 @@ fn get_and_post_report_agree_for_the_same_rows() {
     assert_eq!(inline, from_get);
 }
 
-#[test]
-fn demo_routes_and_errors() {
-    let demo = demo(&["--workers", "1"]);
+fn demo_routes_and_errors(frontend: Frontend) {
+    let demo = demo_on(frontend, &["--workers", "1"]);
     let client = common::client();
     assert_eq!(
         call(client.get(&format!("{}/healthz", demo.base))),
@@ -112,4 +127,33 @@ fn help_lists_every_setting() {
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn frontend_comes_from_the_environment_or_fails_clearly_when_missing() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_steadyloop"));
+    command.env("STEADYLOOP_FRONTEND", "tiny_http");
+    if cfg!(feature = "tiny_http") {
+        let demo = demo_with(&mut command);
+        // Only the tiny_http front end has a thread of this name.
+        #[cfg(target_os = "linux")]
+        assert!(thread_names(demo.child.id()).contains(&"steadyloop-tiny".to_string()));
+        let (status, _) = call(common::client().get(&format!("{}/healthz", demo.base)));
+        assert_eq!(status, 200);
+    } else {
+        let out = command.args(["--addr", "127.0.0.1:0"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let message = String::from_utf8_lossy(&out.stderr);
+        assert!(message.contains("--features tiny_http"), "{message}");
+    }
+}
+
+/// The names of the threads of process `pid`.
+#[cfg(target_os = "linux")]
+fn thread_names(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_string())
+        .collect()
 }

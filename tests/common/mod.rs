@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use steadyloop::{Router, ServerBuilder, ServerHandle};
+use steadyloop::{Frontend, Router, ServerBuilder, ServerHandle};
 
 /// How long any client operation may take before the test fails instead of hanging.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -15,6 +15,55 @@ pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A builder for a test server on an ephemeral port.
 pub fn builder() -> ServerBuilder {
     steadyloop::Server::builder().addr("127.0.0.1:0")
+}
+
+/// Every front end compiled in: native, and tiny_http with the `tiny_http` feature.
+pub fn frontends() -> Vec<Frontend> {
+    [Frontend::Native, Frontend::TinyHttp]
+        .into_iter()
+        .filter(|frontend| frontend.is_available())
+        .collect()
+}
+
+/// A builder for a test server on an ephemeral port, served by `frontend`.
+pub fn builder_on(frontend: Frontend) -> ServerBuilder {
+    builder().frontend(frontend)
+}
+
+/// Starts a server on `frontend` with default settings; it stops when the handle drops.
+pub fn start_on(
+    frontend: Frontend,
+    make_router: impl FnOnce() -> Router + Send + 'static,
+) -> ServerHandle {
+    start_with(builder_on(frontend), make_router)
+}
+
+/// Runs each listed test body, a `fn NAME(frontend: Frontend)`, once per front end: it defines
+/// the tests `native::NAME` and, with the `tiny_http` feature, `tiny::NAME`.
+#[macro_export]
+macro_rules! frontend_tests {
+    ($($name:ident),* $(,)?) => {
+        /// The tests on the native front end.
+        mod native {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(steadyloop::Frontend::Native)
+                }
+            )*
+        }
+
+        /// The same tests on the tiny_http front end.
+        #[cfg(feature = "tiny_http")]
+        mod tiny {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(steadyloop::Frontend::TinyHttp)
+                }
+            )*
+        }
+    };
 }
 
 /// Starts a server with default settings; it stops when the handle drops.
@@ -167,6 +216,21 @@ pub fn parse_one(bytes: &[u8], head_only: bool) -> Option<(Raw, usize)> {
             raw.body = bytes[end..].to_vec();
             Some((raw, bytes.len()))
         }
+    }
+}
+
+/// Reads exactly one response (with a length or chunked, or an interim one) from `stream`,
+/// for a connection that stays open.
+pub fn read_response(stream: &mut TcpStream, head_only: bool) -> Raw {
+    let mut buf = Vec::new();
+    loop {
+        if let Some((raw, _)) = parse_one(&buf, head_only) {
+            return raw;
+        }
+        let mut chunk = [0u8; 8192];
+        let n = stream.read(&mut chunk).expect("read a response");
+        assert!(n > 0, "connection closed before a whole response");
+        buf.extend_from_slice(&chunk[..n]);
     }
 }
 
