@@ -17,6 +17,9 @@ frontend_tests!(
     head_gets_headers_without_body,
     http10_closes_unless_keep_alive_is_asked_for,
     malformed_request_gets_400_and_close,
+    unsafe_response_header_becomes_500,
+    streamed_body_arrives_whole_and_in_order,
+    handler_connection_close_is_honoured,
 );
 
 fn echo_app() -> Router {
@@ -208,4 +211,74 @@ fn malformed_request_gets_400_and_close(frontend: Frontend) {
     );
     assert_eq!(responses.len(), 1);
     assert_eq!(responses[0].status, 400);
+}
+
+/// Echoes `?v=` into a response header.
+fn header_app() -> Router {
+    Router::new().get("/echo-header", |req: Request| async move {
+        let value = req.query_str("v").unwrap_or_default().to_string();
+        Response::text("ok").with_header("X-Echo", value)
+    })
+}
+
+fn unsafe_response_header_becomes_500(frontend: Frontend) {
+    let server = start_on(frontend, header_app);
+    let responses = raw_responses(
+        server.local_addr(),
+        "GET /echo-header?v=a%0d%0aSet-Cookie:%20x=1 HTTP/1.1\r\nHost: x\r\n\r\n\
+         GET /echo-header?v=fine HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(responses.len(), 2);
+    assert_eq!(responses[0].status, 500);
+    assert_eq!(responses[0].header("set-cookie"), None);
+    assert_eq!(responses[1].header("x-echo"), Some("fine"));
+}
+
+fn streamed_body_arrives_whole_and_in_order(frontend: Frontend) {
+    let server = start_on(frontend, || {
+        Router::new().get("/count", |_req| async {
+            let (tx, response) = Response::channel(2);
+            steadyloop::offload(move || {
+                for i in 0..1000 {
+                    if tx.send_blocking(format!("{i}\n")).is_err() {
+                        break;
+                    }
+                }
+            })
+            .detach();
+            response
+        })
+    });
+    let expected: String = (0..1000).map(|i| format!("{i}\n")).collect();
+    let responses = raw_responses(
+        server.local_addr(),
+        "GET /count HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(responses[0].header("transfer-encoding"), Some("chunked"));
+    assert_eq!(responses[0].text(), expected);
+    // HTTP/1.0 has no chunked encoding: the body ends with the connection.
+    let responses = raw_responses(server.local_addr(), "GET /count HTTP/1.0\r\n\r\n");
+    assert_eq!(responses[0].text(), expected);
+    // With keep-alive, the native front end ends the body by closing; tiny_http cannot
+    // close, so that front end sends it whole with a length and keeps the connection.
+    let responses = raw_responses(
+        server.local_addr(),
+        "GET /count HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /count HTTP/1.0\r\n\r\n",
+    );
+    assert_eq!(responses[0].text(), expected);
+}
+
+fn handler_connection_close_is_honoured(frontend: Frontend) {
+    let server = start_on(frontend, || {
+        Router::new().get("/bye", |_req| async {
+            Response::text("bye").with_header("Connection", "close")
+        })
+    });
+    let mut stream = connect(server.local_addr());
+    stream
+        .write_all(b"GET /bye HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let raw = common::read_response(&mut stream, false);
+    assert_eq!((raw.status, raw.text()), (200, "bye".to_string()));
+    assert_eq!(raw.header("connection"), Some("close"));
 }

@@ -81,18 +81,21 @@ fn full_queue_sheds_with_503_and_retry_after_then_recovers(frontend: Frontend) {
     let gate = Arc::new(Barrier::new(2));
     let server = {
         let gate = gate.clone();
-        start_with(common::builder_on(frontend).workers(1).queue(1), move || {
-            let queued_tx = Arc::new(Mutex::new(queued_tx));
-            held_route(Router::new(), started_tx, gate).get("/quick", move |_req| {
-                let queued_tx = queued_tx.lock().unwrap().clone();
-                async move {
-                    // `offload` queues the job when called; report that, then wait for it.
-                    let task = offload(|| "quick");
-                    queued_tx.send(()).unwrap();
-                    task.await
-                }
-            })
-        })
+        start_with(
+            common::builder_on(frontend).workers(1).queue(1),
+            move || {
+                let queued_tx = Arc::new(Mutex::new(queued_tx));
+                held_route(Router::new(), started_tx, gate).get("/quick", move |_req| {
+                    let queued_tx = queued_tx.lock().unwrap().clone();
+                    async move {
+                        // `offload` queues the job when called; report that, then wait for it.
+                        let task = offload(|| "quick");
+                        queued_tx.send(()).unwrap();
+                        task.await
+                    }
+                })
+            },
+        )
     };
     let held = {
         let url = common::url(&server, "/held");

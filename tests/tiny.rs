@@ -172,7 +172,9 @@ fn expect_100_continue_is_answered_before_the_body() {
     let server = start_with(tiny(), echo_app);
     let mut stream = connect(server.local_addr());
     stream
-        .write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+        .write_all(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n",
+        )
         .unwrap();
     assert_eq!(read_response(&mut stream, true).status, 100);
     stream.write_all(b"data").unwrap();

@@ -39,7 +39,8 @@ pub fn start_on(
 }
 
 /// Runs each listed test body, a `fn NAME(frontend: Frontend)`, once per front end: it defines
-/// the tests `native::NAME` and, with the `tiny_http` feature, `tiny::NAME`.
+/// the tests `native::NAME` and, with the `tiny_http` feature, `tiny::NAME`. Use it once per
+/// test file, listing every such body.
 #[macro_export]
 macro_rules! frontend_tests {
     ($($name:ident),* $(,)?) => {

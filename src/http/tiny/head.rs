@@ -36,7 +36,10 @@ pub(super) struct Framing {
 ///
 /// The [`Reject`] the native front end would answer with, or 400 if tiny_http would delimit
 /// the body differently from the native rules.
-pub(super) fn check(raw: &tiny_http::Request, limits: Limits) -> Result<(Request, Framing), Reject> {
+pub(super) fn check(
+    raw: &tiny_http::Request,
+    limits: Limits,
+) -> Result<(Request, Framing), Reject> {
     let bytes = head_bytes(raw)?;
     // The size limits apply after the fact (tiny_http has read the head already), but a head
     // over them is still refused rather than served.
@@ -219,7 +222,8 @@ mod tests {
         let big = "a".repeat(20_000);
         let raw = request("GET", &[("Host", "x"), ("X-Big", &big)]);
         assert_eq!(status(&raw), 431);
-        let many: Vec<(String, String)> = (0..101).map(|i| (format!("X-{i}"), "v".into())).collect();
+        let many: Vec<(String, String)> =
+            (0..101).map(|i| (format!("X-{i}"), "v".into())).collect();
         let mut headers: Vec<(&str, &str)> = vec![("Host", "x")];
         headers.extend(many.iter().map(|(n, v)| (n.as_str(), v.as_str())));
         assert_eq!(status(&request("GET", &headers)), 431);

@@ -336,7 +336,8 @@ fn forward(raw: tiny_http::Request, tx: &async_channel::Sender<Incoming>, limits
     let (req, framing) = match head::check(&raw, limits) {
         Ok(checked) => checked,
         Err(reject) => {
-            let response = Response::text(format!("{}\n", reject.reason)).with_status(reject.status);
+            let response =
+                Response::text(format!("{}\n", reject.reason)).with_status(reject.status);
             return reply::refuse_detached(raw, response, true);
         }
     };

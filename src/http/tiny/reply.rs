@@ -49,7 +49,9 @@ impl Raw {
 
     /// Returns the request, for use on the pool.
     pub(super) fn get_mut(&mut self) -> &mut tiny_http::Request {
-        self.0.as_mut().expect("a Raw holds its request until taken")
+        self.0
+            .as_mut()
+            .expect("a Raw holds its request until taken")
     }
 
     /// Takes the request out; the guard no longer answers it.
