@@ -62,6 +62,7 @@ pub struct Config {
 /// assert_eq!(Frontend::default().to_string(), "native");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum Frontend {
     /// HTTP/1.1 on the event loop itself, with limits and timeouts on every read and write.
     #[default]
