@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 
-use common::{get, start_on, start_with};
+use common::{get, held_route, start_on, start_with};
 use steadyloop::{offload, Frontend, Request, Response, Router};
 
 frontend_tests!(
@@ -17,24 +17,6 @@ frontend_tests!(
     panics_in_jobs_and_handlers_become_500_and_the_server_keeps_serving,
     blocking_routes_run_off_the_loop,
 );
-
-/// A route whose jobs announce they started, then wait on `gate`.
-fn held_route(router: Router, started: mpsc::Sender<()>, gate: Arc<Barrier>) -> Router {
-    let started = Mutex::new(started);
-    let started = Arc::new(started);
-    router.get("/held", move |_req| {
-        let started = started.lock().unwrap().clone();
-        let gate = gate.clone();
-        async move {
-            offload(move || {
-                started.send(()).unwrap();
-                gate.wait();
-                "done"
-            })
-            .await
-        }
-    })
-}
 
 fn healthz_answers_while_every_worker_is_busy(frontend: Frontend) {
     let workers = 2;

@@ -12,7 +12,7 @@ use std::sync::{mpsc, Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{connect, read_response, start_with};
+use common::{connect, held_route, read_response, start_with};
 use steadyloop::{offload, Frontend, Request, Response, Router, ServerBuilder};
 
 /// A builder for a tiny_http test server.
@@ -223,21 +223,7 @@ fn graceful_shutdown_finishes_in_flight_requests_then_refuses_connections() {
     let gate = Arc::new(Barrier::new(2));
     let server = {
         let gate = gate.clone();
-        let started = Mutex::new(started_tx);
-        start_with(tiny(), move || {
-            Router::new().get("/held", move |_req| {
-                let started = started.lock().unwrap().clone();
-                let gate = gate.clone();
-                async move {
-                    offload(move || {
-                        started.send(()).unwrap();
-                        gate.wait();
-                        "done"
-                    })
-                    .await
-                }
-            })
-        })
+        start_with(tiny(), move || held_route(Router::new(), started_tx, gate))
     };
     let addr = server.local_addr();
     let held = spawn_get(common::url(&server, "/held"));

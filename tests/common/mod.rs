@@ -5,9 +5,10 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::{mpsc, Arc, Barrier, Mutex};
 use std::time::Duration;
 
-use steadyloop::{Frontend, Router, ServerBuilder, ServerHandle};
+use steadyloop::{offload, Frontend, Router, ServerBuilder, ServerHandle};
 
 /// How long any client operation may take before the test fails instead of hanging.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -238,4 +239,22 @@ pub fn read_response(stream: &mut TcpStream, head_only: bool) -> Raw {
 /// Sends `request` on a new connection and returns the responses it got before the close.
 pub fn raw_responses(addr: SocketAddr, request: &str) -> Vec<Raw> {
     parse_responses(&exchange(addr, request.as_bytes()))
+}
+
+/// A route whose jobs announce they started, then wait on `gate`.
+pub fn held_route(router: Router, started: mpsc::Sender<()>, gate: Arc<Barrier>) -> Router {
+    let started = Mutex::new(started);
+    let started = Arc::new(started);
+    router.get("/held", move |_req| {
+        let started = started.lock().unwrap().clone();
+        let gate = gate.clone();
+        async move {
+            offload(move || {
+                started.send(()).unwrap();
+                gate.wait();
+                "done"
+            })
+            .await
+        }
+    })
 }
