@@ -5,6 +5,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,6 +48,9 @@ pub(crate) struct App {
     pub(crate) requests: RequestMetrics,
     /// When the server was built.
     pub(crate) started: Instant,
+    /// Cleared when the front end can no longer accept connections (a dead tiny_http accept
+    /// thread); shared with the front end's threads.
+    pub(crate) frontend_healthy: Arc<AtomicBool>,
 }
 
 /// Counts a connection as open until dropped.
@@ -119,12 +123,18 @@ impl App {
             connections: Cell::new(0),
             refused: Cell::new(0),
             accept_errors: Cell::new(0),
+            frontend_healthy: Arc::new(AtomicBool::new(true)),
         })
     }
 
     /// Returns `true` once a graceful shutdown has begun.
     pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.is_closed()
+    }
+
+    /// Returns `false` once the front end can no longer accept connections (for `/readyz`).
+    pub(crate) fn is_frontend_healthy(&self) -> bool {
+        self.frontend_healthy.load(Ordering::Acquire)
     }
 
     /// Counts a new connection; the guard uncounts it.

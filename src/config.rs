@@ -1,5 +1,7 @@
 //! Server settings: plain data, their defaults, and parsing from `key=value` text (flags, env).
 
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -50,6 +52,72 @@ pub struct Config {
     pub access_log: bool,
     /// Measure loop lag and detect stalls (a watchdog thread). Default `true`.
     pub loop_monitor: bool,
+    /// The HTTP front end that serves requests. Default [`Frontend::Native`].
+    pub frontend: Frontend,
+}
+
+/// The HTTP front end that reads requests and writes responses; both serve the same router.
+///
+/// Set it with [`ServerBuilder::frontend`](crate::ServerBuilder::frontend), `--frontend` or
+/// `STEADYLOOP_FRONTEND`; the text forms are `native` and `tiny_http`.
+///
+/// # Examples
+///
+/// ```
+/// use steadyloop::Frontend;
+///
+/// assert_eq!("tiny_http".parse::<Frontend>().unwrap(), Frontend::TinyHttp);
+/// assert_eq!(Frontend::default().to_string(), "native");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Frontend {
+    /// HTTP/1.1 on the event loop itself, with limits and timeouts on every read and write.
+    #[default]
+    Native,
+    /// `tiny_http` 0.12 on its own threads (one per connection), bridged into the loop; needs
+    /// the `tiny_http` cargo feature. For trusted networks: see the README for what it cannot
+    /// protect against.
+    TinyHttp,
+}
+
+impl Frontend {
+    /// Returns the setting's text form: `native` or `tiny_http`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Frontend::Native => "native",
+            Frontend::TinyHttp => "tiny_http",
+        }
+    }
+
+    /// Returns `true` if this front end is compiled into the crate.
+    pub fn is_available(self) -> bool {
+        match self {
+            Frontend::Native => true,
+            Frontend::TinyHttp => cfg!(feature = "tiny_http"),
+        }
+    }
+}
+
+impl fmt::Display for Frontend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Frontend {
+    type Err = Error;
+
+    /// Parses `native` or `tiny_http` (also `tiny-http`), ignoring case.
+    fn from_str(value: &str) -> Result<Frontend> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "native" => Ok(Frontend::Native),
+            "tiny_http" | "tiny-http" => Ok(Frontend::TinyHttp),
+            _ => Err(Error::Config(format!(
+                "frontend: expected native or tiny_http, got {value:?}"
+            ))),
+        }
+    }
 }
 
 /// Limits of one pool class: how many jobs run at once and how many may wait.
@@ -133,6 +201,7 @@ impl Default for Config {
             ready_queue_ratio: 0.8,
             access_log: false,
             loop_monitor: true,
+            frontend: Frontend::Native,
         }
     }
 }
@@ -175,6 +244,7 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "access-log",
         "log one line per request (true/false) [false]",
     ),
+    ("frontend", "HTTP front end: native or tiny_http [native]"),
 ];
 
 impl Config {
@@ -218,6 +288,7 @@ impl Config {
             "ready-queue-ratio" => self.ready_queue_ratio = parse_ratio(key, value)?,
             "access-log" => self.access_log = parse_bool(key, value)?,
             "loop-monitor" => self.loop_monitor = parse_bool(key, value)?,
+            "frontend" => self.frontend = value.parse()?,
             _ => return Err(Error::Config(format!("unknown setting `{key}`"))),
         }
         Ok(())
@@ -226,6 +297,12 @@ impl Config {
     /// Checks that the settings make sense together.
     pub(crate) fn validate(&self) -> Result<()> {
         self.pool.validate("default")?;
+        if !self.frontend.is_available() {
+            return Err(Error::Config(format!(
+                "frontend {} is not compiled in; rebuild with `--features {}`",
+                self.frontend, self.frontend
+            )));
+        }
         let positive = [
             ("max-head-bytes", self.max_head_bytes),
             ("max-headers", self.max_headers),
@@ -342,6 +419,7 @@ mod tests {
                 "addr" => "127.0.0.1:0",
                 "low-priority-workers" | "access-log" | "loop-monitor" => "false",
                 "ready-queue-ratio" => "0.5",
+                "frontend" => "tiny_http",
                 k if k.ends_with("timeout") || k == "stall-threshold" || k == "ready-max-lag" => {
                     "3s"
                 }
@@ -350,6 +428,23 @@ mod tests {
             Config::default().set(key, value).unwrap();
         }
         assert!(Config::default().set("nope", "1").is_err());
+    }
+
+    #[test]
+    fn frontend_parses_and_is_checked_at_validation() {
+        let mut config = Config::default();
+        config.set("frontend", "tiny_http").unwrap();
+        assert_eq!(config.frontend, Frontend::TinyHttp);
+        config.set("frontend", "Tiny-HTTP").unwrap();
+        assert_eq!(config.frontend, Frontend::TinyHttp);
+        assert!(config.set("frontend", "hyper").is_err());
+        let compiled_in = cfg!(feature = "tiny_http");
+        assert_eq!(config.validate().is_ok(), compiled_in);
+        if let Err(err) = config.validate() {
+            assert!(err.to_string().contains("--features tiny_http"), "{err}");
+        }
+        config.set("frontend", "native").unwrap();
+        assert!(config.validate().is_ok());
     }
 
     #[test]

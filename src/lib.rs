@@ -53,7 +53,7 @@ mod scope;
 mod server;
 mod signal;
 
-pub use config::{ClassConfig, Config, DEFAULT_QUEUE, SETTINGS};
+pub use config::{ClassConfig, Config, Frontend, DEFAULT_QUEUE, SETTINGS};
 pub use error::{Error, Result};
 pub use offload::{offload, offload_cancellable, offload_stream, CancelToken, Task};
 pub use request::Request;

@@ -30,6 +30,9 @@ pub(crate) fn not_ready(app: &App) -> Option<String> {
     if app.is_stopping() {
         return Some("shutting down".to_string());
     }
+    if !app.is_frontend_healthy() {
+        return Some("the HTTP front end can no longer accept connections".to_string());
+    }
     let lag = app.monitor.recent_lag();
     if lag > app.config.ready_max_lag {
         return Some(format!(

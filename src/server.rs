@@ -3,7 +3,7 @@
 use std::fmt;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use async_io::{Async, Timer};
 use futures_lite::FutureExt;
 
 use crate::app::App;
-use crate::config::{ClassConfig, Config};
+use crate::config::{ClassConfig, Config, Frontend};
 use crate::error::{Error, Result};
 use crate::http::native;
 use crate::monitor::Instrumented;
@@ -218,6 +218,15 @@ impl ServerBuilder {
         self
     }
 
+    /// Sets the HTTP front end. [`Frontend::TinyHttp`] needs the `tiny_http` cargo feature
+    /// ([`build`](ServerBuilder::build) fails with [`Error::Config`] without it); with it,
+    /// `max_connections` caps requests in flight rather than connections. Defaults to
+    /// [`Frontend::Native`].
+    pub fn frontend(mut self, frontend: Frontend) -> ServerBuilder {
+        self.config.frontend = frontend;
+        self
+    }
+
     /// Binds the listening socket and builds the server for `router`.
     ///
     /// # Errors
@@ -228,10 +237,20 @@ impl ServerBuilder {
         let addr = resolve(&self.config.addr)?;
         let listener = TcpListener::bind(addr)?;
         let local_addr = listener.local_addr()?;
-        let listener = Async::new(listener)?;
         let (stop_tx, stopping) = async_channel::bounded(1);
         let (closed_tx, closed_rx) = async_channel::bounded(1);
         let app = App::new(router, self.config, self.classes, stopping, closed_tx)?;
+        let listener = match app.config.frontend {
+            Frontend::Native => Listener::Native(Async::new(listener)?),
+            #[cfg(feature = "tiny_http")]
+            Frontend::TinyHttp => Listener::Tiny(crate::http::tiny::Bridge::start(
+                listener,
+                &app.config,
+                app.frontend_healthy.clone(),
+            )?),
+            #[cfg(not(feature = "tiny_http"))]
+            Frontend::TinyHttp => unreachable!("Config::validate refuses a missing front end"),
+        };
         let (wake_tx, wake_rx) = async_channel::bounded(1);
         let signals = if self.signals {
             Some(SignalWatch::install()?)
@@ -296,13 +315,19 @@ impl ServerBuilder {
                         return Ok(());
                     }
                 };
-                let _ = ready_tx.send(Ok((server.local_addr(), server.shutdown_handle())));
+                let ready = (
+                    server.local_addr(),
+                    server.shutdown_handle(),
+                    server.app.frontend_healthy.clone(),
+                );
+                let _ = ready_tx.send(Ok(ready));
                 server.run()
             })?;
         match ready_rx.recv() {
-            Ok(Ok((addr, control))) => Ok(ServerHandle {
+            Ok(Ok((addr, control, frontend_healthy))) => Ok(ServerHandle {
                 addr,
                 control,
+                frontend_healthy,
                 thread: Some(thread),
             }),
             Ok(Err(err)) => {
@@ -338,8 +363,8 @@ fn join_panic(thread: thread::JoinHandle<Result<()>>) -> String {
 pub struct Server {
     /// The application, shared by the loop's tasks.
     app: Rc<App>,
-    /// The listening socket.
-    listener: Async<TcpListener>,
+    /// The listening side of the front end.
+    listener: Listener,
     /// The bound address.
     local_addr: SocketAddr,
     /// Closed when a graceful shutdown begins (connections watch the other end).
@@ -368,6 +393,15 @@ impl Server {
     /// Returns a handle that stops the server from any thread.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         self.control.clone()
+    }
+
+    /// Returns `false` once the front end can no longer accept connections.
+    ///
+    /// Only the tiny_http front end can get there: its accept thread ends for good on any
+    /// accept error (such as running out of file descriptors). Open connections are still
+    /// served; the process should be restarted.
+    pub fn is_frontend_healthy(&self) -> bool {
+        self.app.is_frontend_healthy()
     }
 
     /// Runs the event loop on the current thread until the server is shut down.
@@ -408,8 +442,19 @@ impl Server {
         if let Some(signals) = signals {
             ex.spawn(signals.run(control.clone())).detach();
         }
-        let accept = native::accept_loop(app.clone(), listener, Rc::downgrade(&ex));
-        let accept = ex.spawn(Instrumented::new(app.monitor.clone(), accept));
+        // Tasks hold the executor weakly: a strong reference from a task it owns would keep
+        // every connection alive after an immediate stop.
+        let accept = match listener {
+            Listener::Native(listener) => {
+                let accept = native::accept_loop(app.clone(), listener, Rc::downgrade(&ex));
+                ex.spawn(Instrumented::new(app.monitor.clone(), accept))
+            }
+            #[cfg(feature = "tiny_http")]
+            Listener::Tiny(bridge) => {
+                let serve = bridge.serve(app.clone(), Rc::downgrade(&ex));
+                ex.spawn(Instrumented::new(app.monitor.clone(), serve))
+            }
+        };
 
         // Wait for the first shutdown request.
         while control.state.load(Ordering::Acquire) == RUNNING {
@@ -467,6 +512,15 @@ impl fmt::Debug for Server {
             .field("router", &self.app.router)
             .finish()
     }
+}
+
+/// The listening side of the chosen front end.
+enum Listener {
+    /// The native front end's listening socket, accepted from on the loop.
+    Native(Async<TcpListener>),
+    /// The tiny_http front end, already accepting on its own threads.
+    #[cfg(feature = "tiny_http")]
+    Tiny(crate::http::tiny::Bridge),
 }
 
 /// The server is running.
@@ -531,6 +585,8 @@ pub struct ServerHandle {
     addr: SocketAddr,
     /// Stops the server.
     control: ShutdownHandle,
+    /// The front end's health flag (see [`Server::is_frontend_healthy`]).
+    frontend_healthy: Arc<AtomicBool>,
     /// The loop's thread; `None` once joined.
     thread: Option<thread::JoinHandle<Result<()>>>,
 }
@@ -544,6 +600,12 @@ impl ServerHandle {
     /// Returns a handle that stops the server from any thread.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         self.control.clone()
+    }
+
+    /// Returns `false` once the front end can no longer accept connections; see
+    /// [`Server::is_frontend_healthy`].
+    pub fn is_frontend_healthy(&self) -> bool {
+        self.frontend_healthy.load(Ordering::Acquire)
     }
 
     /// Shuts the server down gracefully and waits for its thread.

@@ -6,8 +6,15 @@ mod common;
 #[allow(dead_code)]
 mod report;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
+
+use steadyloop::Frontend;
+
+frontend_tests!(
+    get_and_post_report_agree_for_the_same_rows,
+    demo_routes_and_errors,
+);
 
 /// The demo process; killed when dropped.
 struct Demo {
@@ -24,9 +31,19 @@ impl Drop for Demo {
 
 /// Starts the demo binary on a free port and waits for its "listening" line.
 fn demo(extra: &[&str]) -> Demo {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_steadyloop"))
+    demo_with(Command::new(env!("CARGO_BIN_EXE_steadyloop")).args(extra))
+}
+
+/// Starts the demo binary on `frontend` (given as a flag) on a free port.
+fn demo_on(frontend: Frontend, extra: &[&str]) -> Demo {
+    demo(&[&["--frontend", frontend.as_str()], extra].concat())
+}
+
+/// Starts `command` (the demo binary with its arguments) on a free port and waits for its
+/// "listening" line.
+fn demo_with(command: &mut Command) -> Demo {
+    let mut child = command
         .args(["--addr", "127.0.0.1:0"])
-        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -52,9 +69,8 @@ fn call(request: ureq::Request) -> (u16, String) {
     }
 }
 
-#[test]
-fn get_and_post_report_agree_for_the_same_rows() {
-    let demo = demo(&[]);
+fn get_and_post_report_agree_for_the_same_rows(frontend: Frontend) {
+    let demo = demo_on(frontend, &[]);
     let client = common::client();
     let (status, from_get) = call(client.get(&format!("{}/report?rows=300", demo.base)));
     assert_eq!(status, 200);
@@ -69,9 +85,8 @@ fn get_and_post_report_agree_for_the_same_rows() {
     assert_eq!(inline, from_get);
 }
 
-#[test]
-fn demo_routes_and_errors() {
-    let demo = demo(&["--workers", "1"]);
+fn demo_routes_and_errors(frontend: Frontend) {
+    let demo = demo_on(frontend, &["--workers", "1"]);
     let client = common::client();
     assert_eq!(
         call(client.get(&format!("{}/healthz", demo.base))),
@@ -112,4 +127,28 @@ fn help_lists_every_setting() {
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn frontend_comes_from_the_environment_or_fails_clearly_when_missing() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_steadyloop"));
+    command.env("STEADYLOOP_FRONTEND", "tiny_http");
+    if cfg!(feature = "tiny_http") {
+        let demo = demo_with(&mut command);
+        // Answers given before a body is read are written by tiny_http itself, which adds its
+        // `Server` header; the native front end sends none.
+        let addr = demo.base.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .write_all(b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx")
+            .unwrap();
+        let raw = common::read_one_response(&mut stream, false);
+        assert_eq!(raw.status, 405);
+        assert_eq!(raw.header("server"), Some("tiny-http (Rust)"));
+    } else {
+        let out = command.args(["--addr", "127.0.0.1:0"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let message = String::from_utf8_lossy(&out.stderr);
+        assert!(message.contains("--features tiny_http"), "{message}");
+    }
 }

@@ -1,12 +1,26 @@
-//! The native HTTP/1.1 front end, driven with raw bytes: keep-alive, pipelining, bodies, limits
-//! and routing errors.
+//! The HTTP/1.1 front ends, driven with raw bytes: keep-alive, pipelining, bodies, limits and
+//! routing errors. Tests listed in `frontend_tests!` run on every front end compiled in; the
+//! others check native hardening that tiny_http cannot offer, each with its reason.
 
 mod common;
 
 use std::io::Write;
 
-use common::{connect, parse_one, raw_responses, read_until_close, start, start_with};
-use steadyloop::{Request, Response, Router};
+use common::{connect, parse_one, raw_responses, read_until_close, start, start_on, start_with};
+use steadyloop::{Frontend, Request, Response, Router};
+
+frontend_tests!(
+    keep_alive_reuses_the_connection,
+    pipelined_requests_are_answered_in_order,
+    unread_body_is_never_parsed_as_the_next_request,
+    unknown_path_is_404_and_wrong_method_is_405_with_allow,
+    head_gets_headers_without_body,
+    http10_closes_unless_keep_alive_is_asked_for,
+    malformed_request_gets_400_and_close,
+    unsafe_response_header_becomes_500,
+    streamed_body_arrives_whole_and_in_order,
+    handler_connection_close_is_honoured,
+);
 
 fn echo_app() -> Router {
     Router::new()
@@ -20,9 +34,8 @@ fn echo_app() -> Router {
         .post("/ignore", |_req| async { "ignored" })
 }
 
-#[test]
-fn keep_alive_reuses_the_connection() {
-    let server = start(echo_app);
+fn keep_alive_reuses_the_connection(frontend: Frontend) {
+    let server = start_on(frontend, echo_app);
     let mut stream = connect(server.local_addr());
     let mut buf = Vec::new();
     for i in 0..3 {
@@ -45,9 +58,8 @@ fn keep_alive_reuses_the_connection() {
     }
 }
 
-#[test]
-fn pipelined_requests_are_answered_in_order() {
-    let server = start(echo_app);
+fn pipelined_requests_are_answered_in_order(frontend: Frontend) {
+    let server = start_on(frontend, echo_app);
     let responses = raw_responses(
         server.local_addr(),
         "GET /items/1 HTTP/1.1\r\nHost: x\r\n\r\n\
@@ -59,6 +71,7 @@ fn pipelined_requests_are_answered_in_order() {
     assert_eq!(responses[2].header("connection"), Some("close"));
 }
 
+// Native only: tiny_http's chunked decoder refuses trailers (tests/tiny.rs covers chunked bodies without them).
 #[test]
 fn chunked_request_body_is_decoded() {
     let server = start(echo_app);
@@ -71,9 +84,8 @@ fn chunked_request_body_is_decoded() {
     assert_eq!(responses[0].text(), "hello, world");
 }
 
-#[test]
-fn unread_body_is_never_parsed_as_the_next_request() {
-    let server = start(echo_app);
+fn unread_body_is_never_parsed_as_the_next_request(frontend: Frontend) {
+    let server = start_on(frontend, echo_app);
     // The handler ignores the body, which looks like a request; it must not be served.
     let smuggled = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
     let request = format!(
@@ -88,6 +100,7 @@ fn unread_body_is_never_parsed_as_the_next_request() {
     assert_eq!(bodies, ["ignored", "item after"]);
 }
 
+// Native only: tiny_http keeps the connection open after an error answer (it only asks the client to close).
 #[test]
 fn body_over_the_limit_gets_413_and_close() {
     let server = start_with(common::builder().max_body_bytes(10), echo_app);
@@ -106,6 +119,7 @@ fn body_over_the_limit_gets_413_and_close() {
     assert_eq!(chunked[0].status, 413);
 }
 
+// Native only: tiny_http reads heads of any size and keeps the connection open after the 431/414.
 #[test]
 fn oversized_head_gets_431_and_long_target_414() {
     let server = start(echo_app);
@@ -128,9 +142,8 @@ fn oversized_head_gets_431_and_long_target_414() {
     assert_eq!(raw_responses(server.local_addr(), &many)[0].status, 431);
 }
 
-#[test]
-fn unknown_path_is_404_and_wrong_method_is_405_with_allow() {
-    let server = start(echo_app);
+fn unknown_path_is_404_and_wrong_method_is_405_with_allow(frontend: Frontend) {
+    let server = start_on(frontend, echo_app);
     let responses = raw_responses(
         server.local_addr(),
         "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n\
@@ -141,9 +154,8 @@ fn unknown_path_is_404_and_wrong_method_is_405_with_allow() {
     assert_eq!(responses[1].header("allow"), Some("GET, HEAD"));
 }
 
-#[test]
-fn head_gets_headers_without_body() {
-    let server = start(echo_app);
+fn head_gets_headers_without_body(frontend: Frontend) {
+    let server = start_on(frontend, echo_app);
     let mut stream = connect(server.local_addr());
     stream
         .write_all(b"HEAD /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -156,6 +168,7 @@ fn head_gets_headers_without_body() {
     assert_eq!(get.text(), "hello");
 }
 
+// Native only: tiny_http's own `100 Continue` carries extra headers (tests/tiny.rs checks it arrives first).
 #[test]
 fn expect_100_continue_is_answered_before_the_body() {
     let server = start(echo_app);
@@ -171,9 +184,8 @@ fn expect_100_continue_is_answered_before_the_body() {
     assert_eq!(responses[0].text(), "data");
 }
 
-#[test]
-fn http10_closes_unless_keep_alive_is_asked_for() {
-    let server = start(echo_app);
+fn http10_closes_unless_keep_alive_is_asked_for(frontend: Frontend) {
+    let server = start_on(frontend, echo_app);
     let responses = raw_responses(
         server.local_addr(),
         "GET /hello HTTP/1.0\r\n\r\nGET /hello HTTP/1.0\r\n\r\n",
@@ -191,13 +203,82 @@ fn http10_closes_unless_keep_alive_is_asked_for() {
     assert_eq!(responses[0].header("connection"), Some("keep-alive"));
 }
 
-#[test]
-fn malformed_request_gets_400_and_close() {
-    let server = start(echo_app);
+fn malformed_request_gets_400_and_close(frontend: Frontend) {
+    let server = start_on(frontend, echo_app);
     let responses = raw_responses(
         server.local_addr(),
         "GET /hello HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n",
     );
     assert_eq!(responses.len(), 1);
     assert_eq!(responses[0].status, 400);
+}
+
+/// Echoes `?v=` into a response header.
+fn header_app() -> Router {
+    Router::new().get("/echo-header", |req: Request| async move {
+        let value = req.query_str("v").unwrap_or_default().to_string();
+        Response::text("ok").with_header("X-Echo", value)
+    })
+}
+
+fn unsafe_response_header_becomes_500(frontend: Frontend) {
+    let server = start_on(frontend, header_app);
+    let responses = raw_responses(
+        server.local_addr(),
+        "GET /echo-header?v=a%0d%0aSet-Cookie:%20x=1 HTTP/1.1\r\nHost: x\r\n\r\n\
+         GET /echo-header?v=fine HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(responses.len(), 2);
+    assert_eq!(responses[0].status, 500);
+    assert_eq!(responses[0].header("set-cookie"), None);
+    assert_eq!(responses[1].header("x-echo"), Some("fine"));
+}
+
+fn streamed_body_arrives_whole_and_in_order(frontend: Frontend) {
+    let server = start_on(frontend, || {
+        Router::new().get("/count", |_req| async {
+            let (tx, response) = Response::channel(2);
+            steadyloop::offload(move || {
+                for i in 0..1000 {
+                    if tx.send_blocking(format!("{i}\n")).is_err() {
+                        break;
+                    }
+                }
+            })
+            .detach();
+            response
+        })
+    });
+    let expected: String = (0..1000).map(|i| format!("{i}\n")).collect();
+    let responses = raw_responses(
+        server.local_addr(),
+        "GET /count HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(responses[0].header("transfer-encoding"), Some("chunked"));
+    assert_eq!(responses[0].text(), expected);
+    // HTTP/1.0 has no chunked encoding: the body ends with the connection.
+    let responses = raw_responses(server.local_addr(), "GET /count HTTP/1.0\r\n\r\n");
+    assert_eq!(responses[0].text(), expected);
+    // With keep-alive, the native front end ends the body by closing; tiny_http cannot
+    // close, so that front end sends it whole with a length and keeps the connection.
+    let responses = raw_responses(
+        server.local_addr(),
+        "GET /count HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /count HTTP/1.0\r\n\r\n",
+    );
+    assert_eq!(responses[0].text(), expected);
+}
+
+fn handler_connection_close_is_honoured(frontend: Frontend) {
+    let server = start_on(frontend, || {
+        Router::new().get("/bye", |_req| async {
+            Response::text("bye").with_header("Connection", "close")
+        })
+    });
+    let mut stream = connect(server.local_addr());
+    stream
+        .write_all(b"GET /bye HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let raw = common::read_one_response(&mut stream, false);
+    assert_eq!((raw.status, raw.text()), (200, "bye".to_string()));
+    assert_eq!(raw.header("connection"), Some("close"));
 }

@@ -1,5 +1,6 @@
 //! The CPU pool seen through a real server: light routes stay responsive while every worker is
-//! busy, a full queue sheds at once with 503 + Retry-After, and panics become 500s.
+//! busy, a full queue sheds at once with 503 + Retry-After, and panics become 500s; on every
+//! front end.
 
 mod common;
 
@@ -7,35 +8,23 @@ use std::sync::mpsc;
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 
-use common::{get, start, start_with};
-use steadyloop::{offload, Request, Response, Router};
+use common::{get, held_route, start_on, start_with};
+use steadyloop::{offload, Frontend, Request, Response, Router};
 
-/// A route whose jobs announce they started, then wait on `gate`.
-fn held_route(router: Router, started: mpsc::Sender<()>, gate: Arc<Barrier>) -> Router {
-    let started = Mutex::new(started);
-    let started = Arc::new(started);
-    router.get("/held", move |_req| {
-        let started = started.lock().unwrap().clone();
-        let gate = gate.clone();
-        async move {
-            offload(move || {
-                started.send(()).unwrap();
-                gate.wait();
-                "done"
-            })
-            .await
-        }
-    })
-}
+frontend_tests!(
+    healthz_answers_while_every_worker_is_busy,
+    full_queue_sheds_with_503_and_retry_after_then_recovers,
+    panics_in_jobs_and_handlers_become_500_and_the_server_keeps_serving,
+    blocking_routes_run_off_the_loop,
+);
 
-#[test]
-fn healthz_answers_while_every_worker_is_busy() {
+fn healthz_answers_while_every_worker_is_busy(frontend: Frontend) {
     let workers = 2;
     let (started_tx, started_rx) = mpsc::channel();
     let gate = Arc::new(Barrier::new(workers + 1));
     let server = {
         let gate = gate.clone();
-        start_with(common::builder().workers(workers), move || {
+        start_with(common::builder_on(frontend).workers(workers), move || {
             held_route(
                 Router::new().get("/healthz", |_req| async { "ok" }),
                 started_tx,
@@ -68,25 +57,27 @@ fn healthz_answers_while_every_worker_is_busy() {
     }
 }
 
-#[test]
-fn full_queue_sheds_with_503_and_retry_after_then_recovers() {
+fn full_queue_sheds_with_503_and_retry_after_then_recovers(frontend: Frontend) {
     let (started_tx, started_rx) = mpsc::channel();
     let (queued_tx, queued_rx) = mpsc::channel::<()>();
     let gate = Arc::new(Barrier::new(2));
     let server = {
         let gate = gate.clone();
-        start_with(common::builder().workers(1).queue(1), move || {
-            let queued_tx = Arc::new(Mutex::new(queued_tx));
-            held_route(Router::new(), started_tx, gate).get("/quick", move |_req| {
-                let queued_tx = queued_tx.lock().unwrap().clone();
-                async move {
-                    // `offload` queues the job when called; report that, then wait for it.
-                    let task = offload(|| "quick");
-                    queued_tx.send(()).unwrap();
-                    task.await
-                }
-            })
-        })
+        start_with(
+            common::builder_on(frontend).workers(1).queue(1),
+            move || {
+                let queued_tx = Arc::new(Mutex::new(queued_tx));
+                held_route(Router::new(), started_tx, gate).get("/quick", move |_req| {
+                    let queued_tx = queued_tx.lock().unwrap().clone();
+                    async move {
+                        // `offload` queues the job when called; report that, then wait for it.
+                        let task = offload(|| "quick");
+                        queued_tx.send(()).unwrap();
+                        task.await
+                    }
+                })
+            },
+        )
     };
     let held = {
         let url = common::url(&server, "/held");
@@ -146,9 +137,8 @@ fn full_queue_sheds_with_503_and_retry_after_then_recovers() {
     assert_eq!(again.join().unwrap(), "quick");
 }
 
-#[test]
-fn panics_in_jobs_and_handlers_become_500_and_the_server_keeps_serving() {
-    let server = start(|| {
+fn panics_in_jobs_and_handlers_become_500_and_the_server_keeps_serving(frontend: Frontend) {
+    let server = start_on(frontend, || {
         Router::new()
             .get("/job-panics", |_req| async {
                 offload(|| -> &'static str { panic!("job exploded") }).await
@@ -176,13 +166,12 @@ fn panics_in_jobs_and_handlers_become_500_and_the_server_keeps_serving() {
     }
 }
 
-#[test]
-fn blocking_routes_run_off_the_loop() {
+fn blocking_routes_run_off_the_loop(frontend: Frontend) {
     let (started_tx, started_rx) = mpsc::channel();
     let gate = Arc::new(Barrier::new(2));
     let server = {
         let gate = gate.clone();
-        start_with(common::builder().workers(1), move || {
+        start_with(common::builder_on(frontend).workers(1), move || {
             let started = Mutex::new(started_tx);
             Router::new()
                 .blocking_get("/slow", move |_req| {

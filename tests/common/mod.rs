@@ -5,9 +5,10 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::{mpsc, Arc, Barrier, Mutex};
 use std::time::Duration;
 
-use steadyloop::{Router, ServerBuilder, ServerHandle};
+use steadyloop::{offload, Frontend, Router, ServerBuilder, ServerHandle};
 
 /// How long any client operation may take before the test fails instead of hanging.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -15,6 +16,56 @@ pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A builder for a test server on an ephemeral port.
 pub fn builder() -> ServerBuilder {
     steadyloop::Server::builder().addr("127.0.0.1:0")
+}
+
+/// Every front end compiled in: native, and tiny_http with the `tiny_http` feature.
+pub fn frontends() -> Vec<Frontend> {
+    [Frontend::Native, Frontend::TinyHttp]
+        .into_iter()
+        .filter(|frontend| frontend.is_available())
+        .collect()
+}
+
+/// A builder for a test server on an ephemeral port, served by `frontend`.
+pub fn builder_on(frontend: Frontend) -> ServerBuilder {
+    builder().frontend(frontend)
+}
+
+/// Starts a server on `frontend` with default settings; it stops when the handle drops.
+pub fn start_on(
+    frontend: Frontend,
+    make_router: impl FnOnce() -> Router + Send + 'static,
+) -> ServerHandle {
+    start_with(builder_on(frontend), make_router)
+}
+
+/// Runs each listed test body, a `fn NAME(frontend: Frontend)`, once per front end: it defines
+/// the tests `native::NAME` and, with the `tiny_http` feature, `tiny::NAME`. Use it once per
+/// test file, listing every such body.
+#[macro_export]
+macro_rules! frontend_tests {
+    ($($name:ident),* $(,)?) => {
+        /// The tests on the native front end.
+        mod native {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(steadyloop::Frontend::Native)
+                }
+            )*
+        }
+
+        /// The same tests on the tiny_http front end.
+        #[cfg(feature = "tiny_http")]
+        mod tiny {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(steadyloop::Frontend::TinyHttp)
+                }
+            )*
+        }
+    };
 }
 
 /// Starts a server with default settings; it stops when the handle drops.
@@ -170,6 +221,12 @@ pub fn parse_one(bytes: &[u8], head_only: bool) -> Option<(Raw, usize)> {
     }
 }
 
+/// Reads exactly one response (with a length or chunked, or an interim one) from `stream`,
+/// for a connection that stays open; bytes after it are discarded.
+pub fn read_one_response(stream: &mut TcpStream, head_only: bool) -> Raw {
+    read_response(stream, &mut Vec::new(), head_only)
+}
+
 /// Sends `request` on a new connection and returns the responses it got before the close.
 pub fn raw_responses(addr: SocketAddr, request: &str) -> Vec<Raw> {
     parse_responses(&exchange(addr, request.as_bytes()))
@@ -264,4 +321,22 @@ pub fn is_closed(stream: &mut TcpStream) -> bool {
             Err(_) => return false,
         }
     }
+}
+
+/// A route whose jobs announce they started, then wait on `gate`.
+pub fn held_route(router: Router, started: mpsc::Sender<()>, gate: Arc<Barrier>) -> Router {
+    let started = Mutex::new(started);
+    let started = Arc::new(started);
+    router.get("/held", move |_req| {
+        let started = started.lock().unwrap().clone();
+        let gate = gate.clone();
+        async move {
+            offload(move || {
+                started.send(()).unwrap();
+                gate.wait();
+                "done"
+            })
+            .await
+        }
+    })
 }

@@ -8,7 +8,7 @@ pub mod fuzz;
 pub(crate) mod parse;
 #[cfg(test)]
 mod proptests;
-mod write;
+pub(crate) mod write;
 
 use std::io::{self, Write as _};
 use std::net::TcpListener;
