@@ -133,27 +133,30 @@ fn main() -> Result<(), Box<dyn Error>> {
         .into_iter()
         .chain(targets.iter().map(|t| t.name.as_str()))
         .collect::<Vec<_>>();
-    let idle_label = format!("RSS with {idle_conns} idle conns, MiB");
-    let threads_label = format!("threads with {idle_conns} idle conns");
-    let rps_label = format!("GET /healthz req/s, {load_conns} conns");
-    let figures: [(&str, usize, &dyn Fn(&Sample) -> f64); 6] = [
-        ("start to first response, ms", 2, &|s| s.first_response_ms),
-        ("idle RSS, MiB", 2, &|s| s.idle_rss_mb),
-        ("idle threads", 0, &|s| s.idle_threads as f64),
-        (&idle_label, 2, &|s| s.conns_rss_mb),
-        (&threads_label, 0, &|s| s.conns_threads as f64),
-        (&rps_label, 0, &|s| s.light_rps),
+    let row = |label: String, decimals: usize, f: &dyn Fn(&Sample) -> f64| {
+        let mut row = vec![label];
+        for runs in &samples {
+            let values: Vec<f64> = runs.iter().map(f).collect();
+            row.push(Spread::of(&values).show(decimals));
+        }
+        row
+    };
+    let mut rows = vec![
+        row("start to first response, ms".into(), 2, &|s| {
+            s.first_response_ms
+        }),
+        row("idle RSS, MiB".into(), 2, &|s| s.idle_rss_mb),
+        row("idle threads".into(), 0, &|s| s.idle_threads as f64),
+        row(format!("RSS with {idle_conns} idle conns, MiB"), 2, &|s| {
+            s.conns_rss_mb
+        }),
+        row(format!("threads with {idle_conns} idle conns"), 0, &|s| {
+            s.conns_threads as f64
+        }),
+        row(format!("GET /healthz req/s, {load_conns} conns"), 0, &|s| {
+            s.light_rps
+        }),
     ];
-    let mut rows: Vec<Vec<String>> = figures
-        .iter()
-        .map(|(label, decimals, f)| {
-            let mut row = vec![label.to_string()];
-            for s in &samples {
-                row.push(Spread::of(&s.iter().map(|x| f(x)).collect::<Vec<_>>()).show(*decimals));
-            }
-            row
-        })
-        .collect();
 
     // The offload round trip, each in its own process.
     let mut row = vec!["offload round trip (tiny job), ns/op".to_string()];
