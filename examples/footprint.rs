@@ -9,9 +9,9 @@
 //! Every repeat starts a fresh server process (this binary re-executed in `serve` mode, or the
 //! binary given with `--bin`, e.g. `target/release/steadyloop`) and measures, in order:
 //! 1. start: from spawning the process to the first `GET /healthz` answer;
-//! 2. idle: RSS and threads after that one request and `--settle-ms`;
-//! 3. idle connections: RSS and threads with `--idle-conns` keep-alive connections open, each
-//!    having made one request;
+//! 2. idle: RSS, RssAnon, PSS and threads after that one request and `--settle-ms`;
+//! 3. idle connections: RSS, RssAnon and threads with `--idle-conns` keep-alive connections
+//!    open, each having made one request;
 //! 4. light load: `GET /healthz` req/s over `--load-conns` keep-alive connections for
 //!    `--load-secs`, with `wrk` if it is on the PATH (else a built-in thread-per-connection load).
 //!
@@ -63,10 +63,16 @@ struct Sample {
     first_response_ms: f64,
     /// Idle RSS, MiB.
     idle_rss_mb: f64,
+    /// Idle anonymous (private) resident memory, MiB.
+    idle_anon_mb: f64,
+    /// Idle proportional set size, MiB.
+    idle_pss_mb: f64,
     /// Idle threads.
     idle_threads: u64,
     /// RSS with the idle connections open, MiB.
     conns_rss_mb: f64,
+    /// Anonymous resident memory with the idle connections open, MiB.
+    conns_anon_mb: f64,
     /// Threads with the idle connections open.
     conns_threads: u64,
     /// Light requests per second.
@@ -146,10 +152,17 @@ fn main() -> Result<(), Box<dyn Error>> {
             s.first_response_ms
         }),
         row("idle RSS, MiB".into(), 2, &|s| s.idle_rss_mb),
+        row("idle RssAnon (private), MiB".into(), 2, &|s| s.idle_anon_mb),
+        row("idle PSS, MiB".into(), 2, &|s| s.idle_pss_mb),
         row("idle threads".into(), 0, &|s| s.idle_threads as f64),
         row(format!("RSS with {idle_conns} idle conns, MiB"), 2, &|s| {
             s.conns_rss_mb
         }),
+        row(
+            format!("RssAnon with {idle_conns} idle conns, MiB"),
+            2,
+            &|s| s.conns_anon_mb,
+        ),
         row(format!("threads with {idle_conns} idle conns"), 0, &|s| {
             s.conns_threads as f64
         }),
@@ -208,6 +221,7 @@ fn measure(
 
     thread::sleep(settle);
     let idle = server.status()?;
+    let idle_pss = support::procfs::pss_kb(server.pid())?;
 
     // Idle keep-alive connections, each served once so the server holds it as a connection.
     let mut conns = Vec::with_capacity(idle_conns);
@@ -230,8 +244,11 @@ fn measure(
     Ok(Sample {
         first_response_ms,
         idle_rss_mb: mib(idle.rss_kb),
+        idle_anon_mb: mib(idle.anon_kb),
+        idle_pss_mb: mib(idle_pss),
         idle_threads: idle.threads,
         conns_rss_mb: mib(with_conns.rss_kb),
+        conns_anon_mb: mib(with_conns.anon_kb),
         conns_threads: with_conns.threads,
         light_rps,
     })

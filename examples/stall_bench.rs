@@ -366,15 +366,23 @@ fn report(targets: &[(Target, String)], results: &[Vec<RunResult>], options: &Op
         ],
         &rows,
     );
+    // Heavy throughput relative to the axum anchor's median, when it ran.
+    let axum_rps = targets
+        .iter()
+        .zip(results)
+        .find(|((t, _), _)| t.name == "axum")
+        .map(|(_, runs)| spread(runs, &|r| r.heavy_rps).median);
     println!("\nHeavy route and server footprint, median (min–max)\n");
     let rows: Vec<Vec<String>> = targets
         .iter()
         .zip(results)
         .map(|((t, path), runs)| {
+            let rps = spread(runs, &|r| r.heavy_rps);
             vec![
                 t.name.clone(),
                 path.clone(),
-                spread(runs, &|r| r.heavy_rps).show(1),
+                rps.show(1),
+                axum_rps.map_or("-".into(), |a| format!("{:.2}", rps.median / a)),
                 spread(runs, &|r| r.heavy_503 as f64).show(0),
                 spread(runs, &|r| (r.heavy_errors + r.light_errors) as f64).show(0),
                 spread(runs, &|r| r.peak_rss_mb).show(1),
@@ -387,6 +395,7 @@ fn report(targets: &[(Target, String)], results: &[Vec<RunResult>], options: &Op
             "variant",
             "heavy route",
             "heavy req/s",
+            "vs axum",
             "503s",
             "other errors",
             "peak RSS MiB",

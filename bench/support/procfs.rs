@@ -12,6 +12,9 @@ pub struct ProcStatus {
     pub rss_kb: u64,
     /// Highest resident set size so far, in KiB (`VmHWM`).
     pub peak_rss_kb: u64,
+    /// Resident anonymous memory now, in KiB (`RssAnon`): heap, stacks and other private pages,
+    /// without the mapped binary and shared libraries that `rss_kb` also counts.
+    pub anon_kb: u64,
     /// Threads now.
     pub threads: u64,
 }
@@ -35,6 +38,7 @@ impl ProcStatus {
             match key {
                 "VmRSS" => status.rss_kb = number(),
                 "VmHWM" => status.peak_rss_kb = number(),
+                "RssAnon" => status.anon_kb = number(),
                 "Threads" => status.threads = number(),
                 _ => {}
             }
@@ -47,9 +51,22 @@ impl ProcStatus {
         ProcStatus {
             rss_kb: self.rss_kb.max(other.rss_kb),
             peak_rss_kb: self.peak_rss_kb.max(other.peak_rss_kb),
+            anon_kb: self.anon_kb.max(other.anon_kb),
             threads: self.threads.max(other.threads),
         }
     }
+}
+
+/// Returns the proportional set size of process `pid` in KiB (`Pss` in `smaps_rollup`): its
+/// private pages plus its share of pages it maps together with other processes (such as libc).
+pub fn pss_kb(pid: u32) -> std::io::Result<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?;
+    let value = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok());
+    value.ok_or_else(|| std::io::Error::other("no Pss line in smaps_rollup"))
 }
 
 /// Reads a process's status every few milliseconds on its own thread, keeping the maxima.
