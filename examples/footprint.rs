@@ -171,9 +171,19 @@ fn main() -> Result<(), Box<dyn Error>> {
         }),
     ];
 
-    // The offload round trip, each in its own process.
+    rows.push(offload_row(&targets, ops, offload_repeats)?);
+    print_table(&header, &rows);
+    Ok(())
+}
+
+/// The offload round trip of every target, each timed in its own process.
+fn offload_row(
+    targets: &[Target],
+    ops: u32,
+    repeats: usize,
+) -> Result<Vec<String>, Box<dyn Error>> {
     let mut row = vec!["offload round trip (tiny job), ns/op".to_string()];
-    for target in &targets {
+    for target in targets {
         // steadyloop's is this tool itself (even with --bin); the anchor has its own mode.
         let program = if target.name == "steadyloop" {
             std::env::current_exe()?
@@ -182,7 +192,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         };
         let output = Command::new(program)
             .args(["offload-bench", "--ops", &ops.to_string()])
-            .args(["--repeats", &offload_repeats.to_string()])
+            .args(["--repeats", &repeats.to_string()])
             .output()?;
         let text = String::from_utf8_lossy(&output.stdout);
         // "offload round trip: median N ns/op (min A, max B) over ..."
@@ -196,9 +206,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         };
         row.push(figure);
     }
-    rows.push(row);
-    print_table(&header, &rows);
-    Ok(())
+    Ok(row)
 }
 
 /// Measures one target once, on a fresh process.
