@@ -62,10 +62,7 @@ fn main() -> std::io::Result<()> {
         .build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&addr).await?;
-        println!(
-            "axum-anchor listening on http://{}",
-            listener.local_addr()?
-        );
+        println!("axum-anchor listening on http://{}", listener.local_addr()?);
         std::io::stdout().flush()?;
         axum::serve(listener, app()).await
     })
