@@ -56,6 +56,11 @@ impl Flags {
         Duration::try_from_secs_f64(secs).map_err(|_| format!("--{name}: {secs} is not a duration"))
     }
 
+    /// Returns every flag not yet taken, as (name, value) pairs in name order.
+    pub fn into_pairs(self) -> impl Iterator<Item = (String, String)> {
+        self.values.into_iter()
+    }
+
     /// Fails if any flag was not taken.
     pub fn finish(self) -> Result<(), String> {
         match self.values.keys().next() {

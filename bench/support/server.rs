@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use steadyloop::{Config, Router, Server};
 
+use super::flags::Flags;
 use super::procfs::ProcStatus;
 
 /// Where the axum anchor's binary is when built with
@@ -157,16 +158,9 @@ impl Drop for ServerProcess {
 /// For a bad setting, a failed bind, or a server error.
 pub fn serve(args: &[String], app: Router) -> Result<(), Box<dyn std::error::Error>> {
     let mut config = Config::default();
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let flag = arg
-            .strip_prefix("--")
-            .ok_or_else(|| format!("serve: unexpected argument {arg:?}"))?;
-        let (key, value) = match flag.split_once('=') {
-            Some((key, value)) => (key, value.to_string()),
-            None => (flag, args.next().ok_or("serve: missing value")?.clone()),
-        };
-        config.set(key, &value)?;
+    let flags = Flags::parse(args)?.ok_or("serve: --help is not a setting")?;
+    for (key, value) in flags.into_pairs() {
+        config.set(&key, &value)?;
     }
     let server = Server::builder().config(config).build(app)?;
     println!("listening on http://{}", server.local_addr());
