@@ -439,9 +439,12 @@ async fn read_into(
         .unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::TimedOut, "read timed out")))
 }
 
-/// Appends up to `max` bytes from `stream` to `buf` as soon as some arrive.
+/// Appends up to `max` bytes (at most `READ_CHUNK`) from `stream` to `buf` as soon as some
+/// arrive.
 ///
 /// Cancel-safe: the buffer only changes inside the non-blocking read, never across an await.
+/// Reads land on the stack first, so a read that finds nothing leaves `buf` as it was: an idle
+/// connection holds no buffer (growing `buf` before reading kept 4 KiB per idle connection).
 async fn read_some(stream: &Async<TcpStream>, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
     // A buffer with no allocation is not given one until there is something to read, so a
     // waiting connection (idle keep-alive, or a handler running) holds no read buffer.
@@ -450,11 +453,10 @@ async fn read_some(stream: &Async<TcpStream>, buf: &mut Vec<u8>, max: usize) -> 
     }
     stream
         .read_with(|s| {
-            let old = buf.len();
-            buf.resize(old + max, 0);
-            let result = (&*s).read(&mut buf[old..]);
-            buf.truncate(old + *result.as_ref().unwrap_or(&0));
-            result
+            let mut chunk = [0u8; READ_CHUNK];
+            let n = (&*s).read(&mut chunk[..max.min(READ_CHUNK)])?;
+            buf.extend_from_slice(&chunk[..n]);
+            Ok(n)
         })
         .await
 }
@@ -481,4 +483,23 @@ async fn timeout<T>(deadline: Instant, future: impl Future<Output = T>) -> Optio
             None
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn a_read_that_finds_nothing_leaves_no_buffer() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let stream = Async::new(listener.accept().unwrap().0).unwrap();
+        let mut buf = Vec::new();
+        // The client sends nothing, so the read can only time out.
+        let deadline = Instant::now() + Duration::from_millis(1);
+        let result = async_io::block_on(read_into(&stream, &mut buf, READ_CHUNK, deadline));
+        assert_eq!(result.unwrap_err().kind(), io::ErrorKind::TimedOut);
+        assert_eq!(buf.capacity(), 0);
+    }
 }
