@@ -453,10 +453,12 @@ async fn read_some(stream: &Async<TcpStream>, buf: &mut Vec<u8>, max: usize) -> 
     }
     stream
         .read_with(|s| {
-            let mut chunk = [0u8; READ_CHUNK];
-            let n = (&*s).read(&mut chunk[..max.min(READ_CHUNK)])?;
-            buf.extend_from_slice(&chunk[..n]);
-            Ok(n)
+            // Read straight into the buffer's spare room (bodies take up to 64 KiB per read).
+            let old = buf.len();
+            buf.resize(old + max, 0);
+            let result = (&*s).read(&mut buf[old..]);
+            buf.truncate(old + *result.as_ref().unwrap_or(&0));
+            result
         })
         .await
 }
