@@ -19,6 +19,7 @@
 //! another from the loop, `--offload-repeats` times (the anchor: `spawn_blocking(|| 1)`).
 
 #[path = "../src/demo/mod.rs"]
+#[allow(dead_code)] // The demo binary's logger is not used here.
 mod demo;
 #[path = "../bench/support/mod.rs"]
 mod support;

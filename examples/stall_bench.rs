@@ -20,6 +20,7 @@
 //! (`spawn_blocking`), `axum-inline`.
 
 #[path = "../src/demo/mod.rs"]
+#[allow(dead_code)] // The demo binary's logger is not used here.
 mod demo;
 #[path = "../bench/support/mod.rs"]
 mod support;
