@@ -244,6 +244,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "access-log",
         "log one line per request (true/false) [false]",
     ),
+    (
+        "loop-monitor",
+        "measure loop lag and report stalls (true/false) [true]",
+    ),
     ("frontend", "HTTP front end: native or tiny_http [native]"),
 ];
 
@@ -410,6 +414,35 @@ mod tests {
         assert!(parse_duration("t", "-1s").is_err());
         assert!(parse_duration("t", "1h").is_err());
         assert!(parse_duration("t", "99999999999999999999").is_err());
+    }
+
+    #[test]
+    fn every_setting_is_listed() {
+        // Keep in step with `Config::set`: a key it accepts but SETTINGS omits has no flag.
+        let keys = [
+            "addr",
+            "workers",
+            "queue",
+            "queue-timeout",
+            "low-priority-workers",
+            "max-head-bytes",
+            "max-headers",
+            "max-body-bytes",
+            "header-timeout",
+            "body-timeout",
+            "keep-alive-timeout",
+            "write-timeout",
+            "max-connections",
+            "drain-timeout",
+            "stall-threshold",
+            "ready-max-lag",
+            "ready-queue-ratio",
+            "access-log",
+            "loop-monitor",
+            "frontend",
+        ];
+        let listed: Vec<&str> = SETTINGS.iter().map(|(k, _)| *k).collect();
+        assert_eq!(listed, keys);
     }
 
     #[test]
