@@ -722,6 +722,19 @@ fn restore_priority(original: i32) -> bool {
     }
 }
 
+/// Runs blocking I/O (not CPU work) on the `blocking` crate's pool, outside every pool class's
+/// admission control: for the tiny_http front end, whose socket reads, writes and drops block.
+///
+/// Kept here so that this file stays the only one that touches `blocking`.
+#[cfg(feature = "tiny_http")]
+pub(crate) fn unblock_io<T, F>(f: F) -> blocking::Task<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    blocking::unblock(f)
+}
+
 /// Extracts the text of a panic payload.
 pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {

@@ -292,7 +292,7 @@ fn too_large() -> Response {
 /// Reads up to `max` bytes of the body on the pool (sending `100 Continue` first if the
 /// client waits for it).
 async fn read_body(raw: Raw, max: u64) -> (Raw, io::Result<Vec<u8>>) {
-    blocking::unblock(move || {
+    crate::offload::unblock_io(move || {
         let mut raw = raw;
         let mut body = Vec::new();
         let result = raw
