@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{connect, read_until_close, start, start_with};
-use steadyloop::{offload, Router};
+use steadyloop::Router;
 
 /// Log records captured by the test logger.
 static RECORDS: OnceLock<(Mutex<Vec<String>>, Condvar)> = OnceLock::new();
@@ -183,32 +183,10 @@ fn pool_gauges_show_a_busy_worker_while_a_job_is_held() {
     let server = {
         let gate = gate.clone();
         start_with(common::builder().workers(2), move || {
-            let started = Mutex::new(started_tx);
-            Router::new().metrics("/metrics").get("/held", move |_req| {
-                let started = started.lock().unwrap().clone();
-                let gate = gate.clone();
-                async move {
-                    offload(move || {
-                        started.send(()).unwrap();
-                        gate.wait();
-                        "done"
-                    })
-                    .await
-                }
-            })
+            common::held_route(Router::new().metrics("/metrics"), started_tx, gate)
         })
     };
-    let held = thread::spawn({
-        let url = common::url(&server, "/held");
-        move || {
-            common::client()
-                .get(&url)
-                .call()
-                .unwrap()
-                .into_string()
-                .unwrap()
-        }
-    });
+    let held = common::get_in_background(&server, "/held");
     started_rx.recv().unwrap();
     let during = scrape(server.local_addr());
     assert_eq!(
@@ -253,17 +231,7 @@ fn a_stall_is_reported_while_it_happens_and_names_its_route() {
                 })
         },
     );
-    let stalled = thread::spawn({
-        let url = common::url(&server, "/stall-here");
-        move || {
-            common::client()
-                .get(&url)
-                .call()
-                .unwrap()
-                .into_string()
-                .unwrap()
-        }
-    });
+    let stalled = common::get_in_background(&server, "/stall-here");
     let line = wait_for_record(&["stall in progress", "GET /stall-here"]);
     assert!(
         line.contains("offload"),

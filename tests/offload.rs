@@ -79,29 +79,9 @@ fn full_queue_sheds_with_503_and_retry_after_then_recovers(frontend: Frontend) {
             },
         )
     };
-    let held = {
-        let url = common::url(&server, "/held");
-        thread::spawn(move || {
-            common::client()
-                .get(&url)
-                .call()
-                .unwrap()
-                .into_string()
-                .unwrap()
-        })
-    };
+    let held = common::get_in_background(&server, "/held");
     started_rx.recv().unwrap();
-    let queued = {
-        let url = common::url(&server, "/quick");
-        thread::spawn(move || {
-            common::client()
-                .get(&url)
-                .call()
-                .unwrap()
-                .into_string()
-                .unwrap()
-        })
-    };
+    let queued = common::get_in_background(&server, "/quick");
     queued_rx.recv().unwrap();
 
     // One running, one queued: the next job is shed at once.
@@ -122,17 +102,7 @@ fn full_queue_sheds_with_503_and_retry_after_then_recovers(frontend: Frontend) {
     gate.wait();
     assert_eq!(held.join().unwrap(), "done");
     assert_eq!(queued.join().unwrap(), "quick");
-    let again = thread::spawn({
-        let url = common::url(&server, "/quick");
-        move || {
-            common::client()
-                .get(&url)
-                .call()
-                .unwrap()
-                .into_string()
-                .unwrap()
-        }
-    });
+    let again = common::get_in_background(&server, "/quick");
     queued_rx.recv().unwrap();
     assert_eq!(again.join().unwrap(), "quick");
 }
@@ -182,17 +152,7 @@ fn blocking_routes_run_off_the_loop(frontend: Frontend) {
                 .get("/healthz", |_req| async { "ok" })
         })
     };
-    let slow = {
-        let url = common::url(&server, "/slow");
-        thread::spawn(move || {
-            common::client()
-                .get(&url)
-                .call()
-                .unwrap()
-                .into_string()
-                .unwrap()
-        })
-    };
+    let slow = common::get_in_background(&server, "/slow");
     started_rx.recv().unwrap();
     assert_eq!(get(&server, "/healthz").0, 200);
     gate.wait();

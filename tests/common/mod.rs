@@ -100,6 +100,20 @@ pub fn get(server: &ServerHandle, path: &str) -> (u16, String) {
     }
 }
 
+/// GETs `path` on another thread and returns the body through the handle (panics unless 200),
+/// for requests a test holds on a barrier while it checks something else.
+pub fn get_in_background(server: &ServerHandle, path: &str) -> std::thread::JoinHandle<String> {
+    let url = url(server, path);
+    std::thread::spawn(move || {
+        client()
+            .get(&url)
+            .call()
+            .expect("a 200 answer")
+            .into_string()
+            .expect("a text body")
+    })
+}
+
 /// A raw connection with read and write timeouts.
 pub fn connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect(addr).expect("connect");
