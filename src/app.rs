@@ -42,6 +42,8 @@ pub(crate) struct App {
     pub(crate) refused: Cell<u64>,
     /// Accept errors that made the accept loop back off.
     pub(crate) accept_errors: Cell<u64>,
+    /// Bytes of request bodies held by requests in progress, across connections.
+    body_memory: Cell<usize>,
     /// Loop lag and stall detection.
     pub(crate) monitor: Arc<Monitor>,
     /// Request counters and latencies.
@@ -51,6 +53,39 @@ pub(crate) struct App {
     /// Cleared when the front end can no longer accept connections (a dead tiny_http accept
     /// thread); shared with the front end's threads.
     pub(crate) frontend_healthy: Arc<AtomicBool>,
+}
+
+/// One request's share of the server-wide body memory; released when dropped.
+pub(crate) struct BodyMemory {
+    /// The application whose budget this is.
+    app: Rc<App>,
+    /// Bytes held.
+    bytes: usize,
+}
+
+impl BodyMemory {
+    /// Grows the share to `bytes`; `false` (and no change) if the budget cannot cover it.
+    pub(crate) fn grow(&mut self, bytes: usize) -> bool {
+        if bytes <= self.bytes {
+            return true;
+        }
+        let in_use = self.app.body_memory.get();
+        let more = bytes - self.bytes;
+        if in_use.saturating_add(more) > self.app.config.max_body_memory {
+            return false;
+        }
+        self.app.body_memory.set(in_use + more);
+        self.bytes = bytes;
+        true
+    }
+}
+
+impl Drop for BodyMemory {
+    fn drop(&mut self) {
+        self.app
+            .body_memory
+            .set(self.app.body_memory.get() - self.bytes);
+    }
 }
 
 /// Counts a connection as open until dropped.
@@ -123,6 +158,7 @@ impl App {
             connections: Cell::new(0),
             refused: Cell::new(0),
             accept_errors: Cell::new(0),
+            body_memory: Cell::new(0),
             frontend_healthy: Arc::new(AtomicBool::new(true)),
         })
     }
@@ -135,6 +171,14 @@ impl App {
     /// Returns `false` once the front end can no longer accept connections (for `/readyz`).
     pub(crate) fn is_frontend_healthy(&self) -> bool {
         self.frontend_healthy.load(Ordering::Acquire)
+    }
+
+    /// Starts a request's (empty) share of the server-wide body memory.
+    pub(crate) fn body_memory(self: &Rc<Self>) -> BodyMemory {
+        BodyMemory {
+            app: self.clone(),
+            bytes: 0,
+        }
     }
 
     /// Counts a new connection; the guard uncounts it.

@@ -30,6 +30,9 @@ pub struct Config {
     pub max_headers: usize,
     /// Largest request body, unless a route sets its own. Default 1 MiB.
     pub max_body_bytes: usize,
+    /// Most bytes of request bodies held at once, across all connections; a request whose body
+    /// would go past it gets 503. Default 64 MiB.
+    pub max_body_memory: usize,
     /// Time allowed for a whole request head, from its first byte. Default 10 s.
     pub header_timeout: Duration,
     /// Longest pause while reading a request body. Default 10 s.
@@ -190,6 +193,7 @@ impl Default for Config {
             max_head_bytes: 16 * 1024,
             max_headers: 100,
             max_body_bytes: 1024 * 1024,
+            max_body_memory: 64 * 1024 * 1024,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             keep_alive_timeout: Duration::from_secs(5),
@@ -219,6 +223,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("max-head-bytes", "largest request head [16384]"),
     ("max-headers", "most header fields [100]"),
     ("max-body-bytes", "largest request body [1048576]"),
+    (
+        "max-body-memory",
+        "request bodies held at once, all connections [67108864]",
+    ),
     ("header-timeout", "time for a whole request head [10s]"),
     ("body-timeout", "longest pause in a request body [10s]"),
     (
@@ -281,6 +289,7 @@ impl Config {
             "max-head-bytes" => self.max_head_bytes = parse_count(key, value)?,
             "max-headers" => self.max_headers = parse_count(key, value)?,
             "max-body-bytes" => self.max_body_bytes = parse_count(key, value)?,
+            "max-body-memory" => self.max_body_memory = parse_count(key, value)?,
             "header-timeout" => self.header_timeout = parse_duration(key, value)?,
             "body-timeout" => self.body_timeout = parse_duration(key, value)?,
             "keep-alive-timeout" => self.keep_alive_timeout = parse_duration(key, value)?,
@@ -428,6 +437,7 @@ mod tests {
             "max-head-bytes",
             "max-headers",
             "max-body-bytes",
+            "max-body-memory",
             "header-timeout",
             "body-timeout",
             "keep-alive-timeout",

@@ -119,6 +119,15 @@ impl ServerBuilder {
         self
     }
 
+    /// Sets the most bytes of request bodies the server holds at once, across all connections.
+    /// A request whose body would go past it is answered 503 (with `Retry-After`) and its
+    /// connection closed, so many slow uploads cannot exhaust memory together. It should be at
+    /// least the largest body limit. Defaults to 64 MiB.
+    pub fn max_body_memory(mut self, bytes: usize) -> ServerBuilder {
+        self.config.max_body_memory = bytes;
+        self
+    }
+
     /// Sets the time allowed for a whole request head, from its first byte (408 after). Defaults
     /// to 10 s.
     pub fn header_timeout(mut self, timeout: Duration) -> ServerBuilder {

@@ -204,3 +204,54 @@ fn pipelining_client_that_never_reads_is_closed_by_the_write_timeout() {
         .count();
     assert!(complete <= served);
 }
+
+#[test]
+fn bodies_held_across_connections_are_bounded_by_max_body_memory() {
+    use std::sync::{mpsc, Arc, Barrier, Mutex};
+    let (started_tx, started_rx) = mpsc::channel::<usize>();
+    let gate = Arc::new(Barrier::new(2));
+    let server = {
+        let gate = gate.clone();
+        start_with(common::builder().max_body_memory(100), move || {
+            let started = Mutex::new(started_tx);
+            Router::new().post("/hold", move |req: Request| {
+                let started = started.lock().unwrap().clone();
+                let gate = gate.clone();
+                async move {
+                    // Keeps the request (and its body) in progress until the test lets go.
+                    steadyloop::offload(move || {
+                        started.send(req.body().len()).unwrap();
+                        gate.wait();
+                        Response::text(format!("{}\n", req.body().len()))
+                    })
+                    .await
+                }
+            })
+        })
+    };
+    let addr = server.local_addr();
+    let post = |body: &str| {
+        let mut stream = connect(addr);
+        let request = format!(
+            "POST /hold HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        stream
+    };
+    let body = "x".repeat(80);
+    let mut first = post(&body);
+    assert_eq!(started_rx.recv().unwrap(), 80);
+    // 80 of the 100 bytes are held: another 80-byte body does not fit.
+    let mut second = post(&body);
+    let refused = read_until_close(&mut second);
+    assert_eq!(status_line(&refused), "HTTP/1.1 503 Service Unavailable");
+    assert!(String::from_utf8_lossy(&refused).contains("Retry-After: 1\r\n"));
+    gate.wait();
+    assert!(String::from_utf8_lossy(&read_until_close(&mut first)).ends_with("80\n"));
+    // The first request's share was given back.
+    let mut third = post(&body);
+    assert_eq!(started_rx.recv().unwrap(), 80);
+    gate.wait();
+    assert!(String::from_utf8_lossy(&read_until_close(&mut third)).ends_with("80\n"));
+}

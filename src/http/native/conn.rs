@@ -33,7 +33,7 @@ use futures_lite::FutureExt;
 use super::chunked::ChunkedDecoder;
 use super::parse::{self, BodyKind, Head, HeadReader, Reject};
 use super::write::{self, Exchange, OutBody, Outgoing};
-use crate::app::App;
+use crate::app::{App, BodyMemory};
 use crate::request::Request;
 
 /// Bytes asked of the socket per read.
@@ -191,6 +191,9 @@ impl Conn {
             Err(response) => return self.respond(response, unread).await,
         };
         let limit = app.body_limit(route_id);
+        // Counts this request's body against the server-wide body memory until the exchange
+        // ends, so a thousand slow uploads cannot add up to more than `max-body-memory`.
+        let mut held = app.body_memory();
         let body = match head.body {
             BodyKind::Empty => Vec::new(),
             BodyKind::Length(n) if n > limit as u64 => {
@@ -198,12 +201,12 @@ impl Conn {
             }
             BodyKind::Length(n) => {
                 self.continue_if_expected(expect_continue).await?;
-                self.read_sized_body(n as usize, config.body_timeout)
+                self.read_sized_body(n as usize, config.body_timeout, &mut held)
                     .await?
             }
             BodyKind::Chunked => {
                 self.continue_if_expected(expect_continue).await?;
-                self.read_chunked_body(limit).await?
+                self.read_chunked_body(limit, &mut held).await?
             }
         };
         req.set_body(body);
@@ -270,11 +273,18 @@ impl Conn {
     }
 
     /// Reads a body of exactly `len` bytes (already checked against the limit).
-    async fn read_sized_body(&mut self, len: usize, idle: Duration) -> Result<Vec<u8>, Stop> {
+    async fn read_sized_body(
+        &mut self,
+        len: usize,
+        idle: Duration,
+        held: &mut BodyMemory,
+    ) -> Result<Vec<u8>, Stop> {
         let buffered = self.buf.len().min(len);
+        hold(held, buffered)?;
         let mut body: Vec<u8> = self.buf.drain(..buffered).collect();
         while body.len() < len {
             let want = (len - body.len()).min(64 * 1024);
+            hold(held, body.len() + want)?;
             let n = read_into(&self.stream, &mut body, want, Instant::now() + idle)
                 .await
                 .map_err(|e| body_read_error(&e))?;
@@ -286,12 +296,18 @@ impl Conn {
     }
 
     /// Reads and decodes a chunked body of at most `limit` bytes.
-    async fn read_chunked_body(&mut self, limit: usize) -> Result<Vec<u8>, Stop> {
+    async fn read_chunked_body(
+        &mut self,
+        limit: usize,
+        held: &mut BodyMemory,
+    ) -> Result<Vec<u8>, Stop> {
         let app = self.app.clone();
         let config = &app.config;
         let mut decoder = ChunkedDecoder::new(config.max_head_bytes, config.max_headers);
         let mut body = Vec::new();
         loop {
+            // The decoder can add at most what is buffered.
+            hold(held, body.len() + self.buf.len())?;
             let progress = decoder.decode(&self.buf, &mut body, limit)?;
             self.buf.drain(..progress.consumed);
             if progress.done {
@@ -415,6 +431,16 @@ impl Conn {
                 _ => break,
             }
         }
+    }
+}
+
+/// Grows this request's share of the server-wide body memory to `bytes`, or refuses the request
+/// with 503 when the server already holds `max-body-memory` of other bodies.
+fn hold(held: &mut BodyMemory, bytes: usize) -> Result<(), Stop> {
+    if held.grow(bytes) {
+        Ok(())
+    } else {
+        Err(parse::reject(503, "too many request bodies in memory; retry later").into())
     }
 }
 

@@ -125,6 +125,9 @@ pub(crate) fn error_bytes(status: u16, message: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(160 + body.len());
     let _ = write!(out, "HTTP/1.1 {status} {}\r\nDate: ", reason(status));
     date::append_now(&mut out);
+    if status == 503 {
+        out.extend_from_slice(b"\r\nRetry-After: 1");
+    }
     let _ = write!(
         out,
         "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
