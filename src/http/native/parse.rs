@@ -136,6 +136,13 @@ impl HeadReader {
                 Ok(Some(head))
             }
             Scan::Incomplete(upto) => {
+                // Refuse at once what cannot become a request line (a TLS handshake, binary
+                // noise) rather than waiting for the head deadline: the method is a token.
+                let method_end = buf.iter().position(|&b| b == b' ').unwrap_or(buf.len());
+                let lone_cr = buf.as_slice() == b"\r";
+                if !lone_cr && !crate::response::is_token(&buf[..method_end]) {
+                    return Err(reject(400, "malformed request line"));
+                }
                 // `scan_head` looks back from each LF, so an end split across reads is still
                 // found when its last byte arrives; nothing needs checking twice.
                 self.checked = upto;
@@ -547,6 +554,24 @@ mod tests {
             scan_head(full, checked, 1024).unwrap(),
             Scan::Complete(full.len())
         );
+    }
+
+    #[test]
+    fn noise_is_refused_before_the_head_ends() {
+        let mut reader = HeadReader::default();
+        let mut tls = vec![0x16, 0x03, 0x01, 0x02, 0x00];
+        assert_eq!(reader.advance(&mut tls, 1024, 100).unwrap_err().status, 400);
+        // A request line arriving in pieces is not refused.
+        for partial in [&b"GE"[..], b"GET", b"GET /pa", b"\r", b"\r\nGET"] {
+            let mut buf = partial.to_vec();
+            assert!(
+                HeadReader::default()
+                    .advance(&mut buf, 1024, 100)
+                    .unwrap()
+                    .is_none(),
+                "{partial:?}"
+            );
+        }
     }
 
     #[test]
