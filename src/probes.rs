@@ -3,10 +3,11 @@
 //! They are answered on the loop from counters the server keeps anyway, so they stay fast while
 //! the pool is saturated.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::app::App;
-use crate::metrics::{resident_bytes, Exposition};
+use crate::metrics::{resident_bytes, Exposition, Histogram};
+use crate::offload::{Class, ClassStats};
 use crate::response::Response;
 use crate::router::Probe;
 
@@ -228,98 +229,87 @@ pub(crate) fn render(app: &App) -> String {
 
 /// Renders the per-class pool metrics.
 fn render_pools(app: &App, e: &mut Exposition) {
-    let gauges: [(&str, &str); 4] = [
+    type Gauge = fn(&Class) -> usize;
+    let gauges: [(&str, &str, Gauge); 4] = [
         (
             "steadyloop_pool_workers_busy",
             "Pool workers running a job, by class.",
+            Class::busy,
         ),
         (
             "steadyloop_pool_workers_max",
             "Most jobs a pool class runs at once.",
+            |class| class.config.workers,
         ),
         (
             "steadyloop_pool_queue_depth",
             "Jobs waiting for a worker, by class.",
+            Class::queue_len,
         ),
         (
             "steadyloop_pool_queue_capacity",
             "Most jobs a pool class lets wait.",
+            |class| class.config.queue,
         ),
     ];
-    for (name, help) in gauges {
+    for (name, help, read) in gauges {
         e.family(name, "gauge", help);
         for class in &app.classes {
-            let value = match name {
-                "steadyloop_pool_workers_busy" => class.busy(),
-                "steadyloop_pool_workers_max" => class.config.workers,
-                "steadyloop_pool_queue_depth" => class.queue_len(),
-                _ => class.config.queue,
-            };
-            e.sample(name, &[("class", &class.name)], value as f64);
+            e.sample(name, &[("class", &class.name)], read(class) as f64);
         }
     }
-    let counters: [(&str, &str); 5] = [
+    type Counter = fn(&ClassStats) -> &AtomicU64;
+    let counters: [(&str, &str, Counter); 5] = [
         (
             "steadyloop_pool_jobs_completed_total",
             "Jobs that ran to the end (panicked ones included).",
+            |stats| &stats.completed,
         ),
         (
             "steadyloop_pool_jobs_shed_total",
             "Jobs refused at once because the queue was full (503).",
+            |stats| &stats.shed,
         ),
         (
             "steadyloop_pool_jobs_expired_total",
             "Jobs dropped after waiting past the queue deadline (503).",
+            |stats| &stats.expired,
         ),
         (
             "steadyloop_pool_jobs_cancelled_total",
             "Queued jobs removed because nobody waited for them any more.",
+            |stats| &stats.cancelled,
         ),
         (
             "steadyloop_pool_jobs_panicked_total",
             "Jobs that panicked (500).",
+            |stats| &stats.panicked,
         ),
     ];
-    for (name, help) in counters {
+    for (name, help, read) in counters {
         e.family(name, "counter", help);
         for class in &app.classes {
-            let stats = &class.stats;
-            let counter = match name {
-                "steadyloop_pool_jobs_completed_total" => &stats.completed,
-                "steadyloop_pool_jobs_shed_total" => &stats.shed,
-                "steadyloop_pool_jobs_expired_total" => &stats.expired,
-                "steadyloop_pool_jobs_cancelled_total" => &stats.cancelled,
-                _ => &stats.panicked,
-            };
-            e.sample(
-                name,
-                &[("class", &class.name)],
-                counter.load(Ordering::Relaxed) as f64,
-            );
+            let value = read(&class.stats).load(Ordering::Relaxed);
+            e.sample(name, &[("class", &class.name)], value as f64);
         }
     }
-    e.family(
-        "steadyloop_pool_queue_wait_seconds",
-        "histogram",
-        "Time jobs waited for a worker, by class.",
-    );
-    for class in &app.classes {
-        e.histogram(
+    type Pick = fn(&ClassStats) -> &Histogram;
+    let histograms: [(&str, &str, Pick); 2] = [
+        (
             "steadyloop_pool_queue_wait_seconds",
-            &[("class", &class.name)],
-            &class.stats.queue_wait,
-        );
-    }
-    e.family(
-        "steadyloop_pool_run_seconds",
-        "histogram",
-        "Time jobs ran, by class.",
-    );
-    for class in &app.classes {
-        e.histogram(
+            "Time jobs waited for a worker, by class.",
+            |stats| &stats.queue_wait,
+        ),
+        (
             "steadyloop_pool_run_seconds",
-            &[("class", &class.name)],
-            &class.stats.run_time,
-        );
+            "Time jobs ran, by class.",
+            |stats| &stats.run_time,
+        ),
+    ];
+    for (name, help, pick) in histograms {
+        e.family(name, "histogram", help);
+        for class in &app.classes {
+            e.histogram(name, &[("class", &class.name)], pick(&class.stats));
+        }
     }
 }
