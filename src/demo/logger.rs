@@ -72,9 +72,13 @@ impl Log for StderrLogger {
             Level::Trace => "TRACE",
         };
         let dropped = self.dropped.swap(0, Ordering::Relaxed);
+        // UTC time of day: enough to line records up with a request, no calendar needed.
+        let secs = now.as_secs() % 86_400;
         let mut line = format!(
-            "{}.{:03} {level} {}: {}\n",
-            now.as_secs(),
+            "{:02}:{:02}:{:02}.{:03}Z {level} {}: {}\n",
+            secs / 3600,
+            secs % 3600 / 60,
+            secs % 60,
             now.subsec_millis(),
             record.target(),
             record.args()
