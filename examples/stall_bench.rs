@@ -99,6 +99,8 @@ struct RunResult {
     heavy_503: u64,
     /// Heavy requests that failed otherwise.
     heavy_errors: u64,
+    /// The slowest answer (200 or 503) to a heavy request, ms.
+    heavy_max_ms: f64,
     /// Peak resident memory of the server, MiB.
     peak_rss_mb: f64,
     /// Most threads the server had.
@@ -250,10 +252,10 @@ fn run_once(
         .collect();
     thread::sleep(options.probe_delay);
     let (loaded, loaded_errors) = probe(addr, options.rate, options.probe)?;
-    let (mut ok, mut shed, mut failed) = (0, 0, 0);
+    let (mut ok, mut shed, mut failed, mut slowest) = (0, 0, 0, Duration::ZERO);
     for h in heavy {
-        let (o, s, f) = h.join().expect("heavy thread");
-        (ok, shed, failed) = (ok + o, shed + s, failed + f);
+        let (o, s, f, w) = h.join().expect("heavy thread");
+        (ok, shed, failed, slowest) = (ok + o, shed + s, failed + f, slowest.max(w));
     }
     let peak = sampler.finish();
 
@@ -264,15 +266,16 @@ fn run_once(
         heavy_rps: ok as f64 / options.heavy.as_secs_f64(),
         heavy_503: shed,
         heavy_errors: failed,
+        heavy_max_ms: ms(slowest),
         peak_rss_mb: peak.peak_rss_kb as f64 / 1024.0,
         peak_threads: peak.threads,
     })
 }
 
 /// Requests `path` back to back on one connection until `end`; returns (200s answered before
-/// `end`, 503s, other failures).
-fn hammer(addr: SocketAddr, path: &str, end: Instant) -> (u64, u64, u64) {
-    let (mut ok, mut shed, mut failed) = (0, 0, 0);
+/// `end`, 503s, other failures, the slowest answer).
+fn hammer(addr: SocketAddr, path: &str, end: Instant) -> (u64, u64, u64, Duration) {
+    let (mut ok, mut shed, mut failed, mut slowest) = (0, 0, 0, Duration::ZERO);
     let mut client = Client::connect(addr).ok();
     while Instant::now() < end {
         let Some(c) = client.as_mut() else {
@@ -280,14 +283,19 @@ fn hammer(addr: SocketAddr, path: &str, end: Instant) -> (u64, u64, u64) {
             client = Client::connect(addr).ok();
             continue;
         };
-        match c.get(path) {
+        let sent = Instant::now();
+        let answer = c.get(path);
+        if matches!(answer, Ok(200 | 503)) {
+            slowest = slowest.max(sent.elapsed());
+        }
+        match answer {
             Ok(200) if Instant::now() <= end => ok += 1,
             Ok(200) => {}
             Ok(503) => shed += 1,
             Ok(_) | Err(_) => failed += 1,
         }
     }
-    (ok, shed, failed)
+    (ok, shed, failed, slowest)
 }
 
 /// Probes `GET /healthz` open-loop at `rate` for `duration` on one connection; returns the
@@ -385,6 +393,7 @@ fn report(targets: &[(Target, String)], results: &[Vec<RunResult>], options: &Op
                 rps.show(1),
                 axum_rps.map_or("-".into(), |a| format!("{:.2}", rps.median / a)),
                 spread(runs, &|r| r.heavy_503 as f64).show(0),
+                spread(runs, &|r| r.heavy_max_ms).show(1),
                 spread(runs, &|r| (r.heavy_errors + r.light_errors) as f64).show(0),
                 spread(runs, &|r| r.peak_rss_mb).show(1),
                 spread(runs, &|r| r.peak_threads as f64).show(0),
@@ -398,6 +407,7 @@ fn report(targets: &[(Target, String)], results: &[Vec<RunResult>], options: &Op
             "heavy req/s",
             "vs axum",
             "503s",
+            "slowest heavy answer ms",
             "other errors",
             "peak RSS MiB",
             "peak threads",
