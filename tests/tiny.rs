@@ -235,3 +235,47 @@ fn graceful_shutdown_finishes_in_flight_requests_then_refuses_connections() {
     let refused = TcpStream::connect(addr).map(|_| ()).unwrap_err();
     assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
 }
+
+#[test]
+fn bodies_held_at_once_are_bounded_by_max_body_memory() {
+    let (started_tx, started_rx) = mpsc::channel::<usize>();
+    let gate = Arc::new(Barrier::new(2));
+    let server = {
+        let gate = gate.clone();
+        start_with(tiny().max_body_memory(100), move || {
+            let started = Mutex::new(started_tx);
+            Router::new().post("/hold", move |req: Request| {
+                let started = started.lock().unwrap().clone();
+                let gate = gate.clone();
+                async move {
+                    offload(move || {
+                        started.send(req.body().len()).unwrap();
+                        gate.wait();
+                        Response::text(format!("{}\n", req.body().len()))
+                    })
+                    .await
+                }
+            })
+        })
+    };
+    let addr = server.local_addr();
+    let post = || {
+        let mut stream = connect(addr);
+        let body = "x".repeat(80);
+        let request = format!(
+            "POST /hold HTTP/1.1\r\nHost: x\r\nContent-Length: 80\r\nConnection: close\r\n\r\n{body}"
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        stream
+    };
+    let mut first = post();
+    assert_eq!(started_rx.recv().unwrap(), 80);
+    let mut second = post();
+    assert_eq!(read_one_response(&mut second, false).status, 503);
+    gate.wait();
+    assert_eq!(read_one_response(&mut first, false).text(), "80\n");
+    let mut third = post();
+    assert_eq!(started_rx.recv().unwrap(), 80);
+    gate.wait();
+    assert_eq!(read_one_response(&mut third, false).text(), "80\n");
+}

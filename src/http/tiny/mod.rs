@@ -259,6 +259,21 @@ async fn handle(app: Rc<App>, incoming: Incoming, _slot: Slot) {
         Err(response) => return early(raw, response).await,
     };
     let limit = app.body_limit(route_id);
+    // Bodies count against the server-wide body memory, as on the native front end; here the
+    // share is taken up front (the declared length, or the limit for a chunked body), since the
+    // body is read on another thread in one go.
+    let mut held = app.body_memory();
+    let share = match framing.body {
+        BodyKind::Empty => 0,
+        BodyKind::Length(n) => usize::try_from(n).unwrap_or(usize::MAX).min(limit),
+        BodyKind::Chunked => limit.min(app.config.max_body_memory),
+    };
+    if !held.grow(share) {
+        let busy = Response::text("too many request bodies in memory; retry later\n")
+            .with_status(503)
+            .with_header("Retry-After", "1");
+        return early(raw, busy).await;
+    }
     let (raw, body) = match framing.body {
         BodyKind::Empty => (raw, Vec::new()),
         // Refused before a byte of the body is read.
