@@ -152,3 +152,39 @@ fn frontend_comes_from_the_environment_or_fails_clearly_when_missing() {
         assert!(message.contains("--features tiny_http"), "{message}");
     }
 }
+
+#[test]
+fn the_inline_report_is_reported_as_a_stall_while_it_runs() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_steadyloop"))
+        .args(["--addr", "127.0.0.1:0", "--stall-threshold", "50ms"])
+        .env("STEADYLOOP_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("demo binary starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let base = line.trim().rsplit(' ').next().unwrap().to_string();
+    let demo = Demo { child, base };
+    // About a second of CPU on the loop in a debug build: the anti-pattern, on purpose.
+    let url = format!("{}/report/inline?rows=200000", demo.base);
+    let inline = std::thread::spawn(move || common::client().get(&url).call().map(|r| r.status()));
+    let mut lines = stderr.lines();
+    let warning = loop {
+        let line = lines.next().expect("stderr ended").unwrap();
+        if line.contains("stall in progress") {
+            break line;
+        }
+    };
+    assert!(warning.contains("GET /report/inline"), "{warning}");
+    assert!(
+        !inline.is_finished(),
+        "the warning must come while the loop is still stalled"
+    );
+    let ended = lines.next().expect("an end line").unwrap();
+    assert!(ended.contains("stall ended: GET /report/inline"), "{ended}");
+    assert_eq!(inline.join().unwrap().unwrap(), 200);
+}
