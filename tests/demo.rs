@@ -7,7 +7,7 @@ mod common;
 mod report;
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use steadyloop::Frontend;
 
@@ -29,9 +29,9 @@ impl Drop for Demo {
     }
 }
 
-/// Starts the demo binary on a free port and waits for its "listening" line.
+/// Starts the demo binary with `extra` flags on a free port.
 fn demo(extra: &[&str]) -> Demo {
-    demo_with(Command::new(env!("CARGO_BIN_EXE_steadyloop")).args(extra))
+    demo_with(extra, &[])
 }
 
 /// Starts the demo binary on `frontend` (given as a flag) on a free port.
@@ -39,26 +39,13 @@ fn demo_on(frontend: Frontend, extra: &[&str]) -> Demo {
     demo(&[&["--frontend", frontend.as_str()], extra].concat())
 }
 
-/// Starts `command` (the demo binary with its arguments) on a free port and waits for its
-/// "listening" line.
-fn demo_with(command: &mut Command) -> Demo {
-    let mut child = command
-        .args(["--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("demo binary starts");
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let base = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .filter(|url| url.starts_with("http://"))
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_string();
-    Demo { child, base }
+/// Starts the demo binary with `extra` flags and environment `envs` on a free port.
+fn demo_with(extra: &[&str], envs: &[(&str, &str)]) -> Demo {
+    let (child, addr) = common::spawn_demo(extra, envs, false);
+    Demo {
+        child,
+        base: format!("http://{addr}"),
+    }
 }
 
 fn call(request: ureq::Request) -> (u16, String) {
@@ -131,10 +118,9 @@ fn help_lists_every_setting() {
 
 #[test]
 fn frontend_comes_from_the_environment_or_fails_clearly_when_missing() {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_steadyloop"));
-    command.env("STEADYLOOP_FRONTEND", "tiny_http");
+    let envs = [("STEADYLOOP_FRONTEND", "tiny_http")];
     if cfg!(feature = "tiny_http") {
-        let demo = demo_with(&mut command);
+        let demo = demo_with(&[], &envs);
         // Answers given before a body is read are written by tiny_http itself, which adds its
         // `Server` header; the native front end sends none.
         let addr = demo.base.trim_start_matches("http://");
@@ -146,7 +132,11 @@ fn frontend_comes_from_the_environment_or_fails_clearly_when_missing() {
         assert_eq!(raw.status, 405);
         assert_eq!(raw.header("server"), Some("tiny-http (Rust)"));
     } else {
-        let out = command.args(["--addr", "127.0.0.1:0"]).output().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_steadyloop"))
+            .envs(envs)
+            .args(["--addr", "127.0.0.1:0"])
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(1));
         let message = String::from_utf8_lossy(&out.stderr);
         assert!(message.contains("--features tiny_http"), "{message}");
@@ -155,20 +145,16 @@ fn frontend_comes_from_the_environment_or_fails_clearly_when_missing() {
 
 #[test]
 fn the_inline_report_is_reported_as_a_stall_while_it_runs() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_steadyloop"))
-        .args(["--addr", "127.0.0.1:0", "--stall-threshold", "50ms"])
-        .env("STEADYLOOP_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("demo binary starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (mut child, addr) = common::spawn_demo(
+        &["--stall-threshold", "50ms"],
+        &[("STEADYLOOP_LOG", "warn")],
+        true,
+    );
     let stderr = BufReader::new(child.stderr.take().unwrap());
-    let base = line.trim().rsplit(' ').next().unwrap().to_string();
-    let demo = Demo { child, base };
+    let demo = Demo {
+        child,
+        base: format!("http://{addr}"),
+    };
     // About a second of CPU on the loop in a debug build: the anti-pattern, on purpose.
     let url = format!("{}/report/inline?rows=200000", demo.base);
     let inline =

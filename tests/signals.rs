@@ -8,7 +8,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -30,24 +30,7 @@ struct Demo {
 impl Demo {
     /// Starts the demo on a free port with `extra` flags and waits until it listens.
     fn start(extra: &[&str]) -> Demo {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_steadyloop"))
-            .args(["--addr", "127.0.0.1:0"])
-            .args(extra)
-            .env("STEADYLOOP_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("demo binary starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("steadyloop demo listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .parse()
-            .unwrap();
+        let (mut child, addr) = common::spawn_demo(extra, &[("STEADYLOOP_LOG", "info")], true);
         let (tx, log) = mpsc::channel();
         let stderr = child.stderr.take().unwrap();
         thread::spawn(move || {

@@ -114,6 +114,41 @@ pub fn get_in_background(server: &ServerHandle, path: &str) -> std::thread::Join
     })
 }
 
+/// Starts the demo binary on a free port with `args` and environment `envs`, and reads its
+/// "listening" line; returns the process and its address. Its stderr is piped when `stderr` is
+/// set (for tests that read the log), else discarded. The caller kills the process.
+pub fn spawn_demo(
+    args: &[&str],
+    envs: &[(&str, &str)],
+    stderr: bool,
+) -> (std::process::Child, SocketAddr) {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_steadyloop"))
+        .args(["--addr", "127.0.0.1:0"])
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(if stderr {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .spawn()
+        .expect("demo binary starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("the demo's first line");
+    let addr = line
+        .trim()
+        .strip_prefix("steadyloop demo listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .parse()
+        .expect("a socket address");
+    (child, addr)
+}
+
 /// A raw connection with read and write timeouts.
 pub fn connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect(addr).expect("connect");
