@@ -319,10 +319,12 @@ impl<T: IntoResponse> IntoResponse for Result<T, Error> {
 
 /// Returns `true` if `name` is a non-empty HTTP token (RFC 9110 §5.6.2).
 pub(crate) fn is_token(name: &[u8]) -> bool {
-    !name.is_empty()
-        && name
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !name.is_empty() && name.iter().all(|&b| is_token_byte(b))
+}
+
+/// Returns `true` for a byte allowed in a token (a method or a field name).
+pub(crate) fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Returns `true` if `value` is a safe field value: visible ASCII, spaces, tabs and obs-text only.

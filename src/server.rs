@@ -489,7 +489,6 @@ impl Server {
             while app.connections.get() > 0 {
                 let _ = closed_rx.recv().await;
             }
-            true
         };
         let forced = async {
             while control.state.load(Ordering::Acquire) != NOW {
@@ -498,7 +497,6 @@ impl Server {
                 }
             }
             log::info!("second shutdown request: stopping now");
-            false
         };
         let expired = async {
             Timer::after(app.config.drain_timeout).await;
@@ -506,7 +504,6 @@ impl Server {
                 "drain deadline passed with {} connection(s) open; closing them",
                 app.connections.get()
             );
-            false
         };
         drained.or(forced).or(expired).await;
         app.close_pools();

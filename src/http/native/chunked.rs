@@ -5,6 +5,7 @@
 //! every line must end with CRLF.
 
 use super::parse::{reject, Reject};
+use crate::response::is_token_byte;
 
 /// Longest chunk-size line, extensions included.
 const MAX_SIZE_LINE: usize = 4096;
@@ -228,11 +229,6 @@ fn expect(b: u8, want: u8) -> Result<(), Reject> {
     } else {
         Err(reject(400, "malformed chunked body (expected CRLF)"))
     }
-}
-
-/// Returns `true` for bytes allowed in a field name.
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 #[cfg(test)]

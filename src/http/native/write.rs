@@ -48,16 +48,25 @@ const OWNED: [&str; 5] = [
     "keep-alive",
 ];
 
-/// Prepares `response` for writing.
-pub(crate) fn prepare(response: Response, exchange: Exchange, shutting_down: bool) -> Outgoing {
-    let response = match response.invalid_reason() {
+/// Returns `true` for a header the server writes itself (a handler's value is ignored).
+pub(crate) fn is_owned_header(name: &str) -> bool {
+    OWNED.iter().any(|owned| name.eq_ignore_ascii_case(owned))
+}
+
+/// Returns `response`, or a 500 (logged) if the handler built one that cannot be sent safely.
+pub(crate) fn sendable(response: Response) -> Response {
+    match response.invalid_reason() {
         None => response,
         Some(why) => {
             log::error!("handler returned an unsendable response ({why}); sending 500 instead");
             Response::text("internal server error\n").with_status(500)
         }
-    };
-    let (status, headers, body) = response.into_parts();
+    }
+}
+
+/// Prepares `response` for writing.
+pub(crate) fn prepare(response: Response, exchange: Exchange, shutting_down: bool) -> Outgoing {
+    let (status, headers, body) = sendable(response).into_parts();
     let handler_close = headers.iter().any(|(name, value)| {
         name.eq_ignore_ascii_case("connection")
             && value
@@ -102,7 +111,7 @@ pub(crate) fn prepare(response: Response, exchange: Exchange, shutting_down: boo
     };
 
     for (name, value) in &headers {
-        if OWNED.iter().any(|owned| name.eq_ignore_ascii_case(owned)) {
+        if is_owned_header(name) {
             continue;
         }
         head.extend_from_slice(name.as_bytes());

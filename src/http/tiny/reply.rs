@@ -251,14 +251,7 @@ fn refuse_blocking(request: tiny_http::Request, response: Response, close: bool)
 ///
 /// `upgrading` adds `Content-Length: 0`, which tiny_http leaves out when it upgrades.
 fn to_tiny(response: Response, close: bool, upgrading: bool) -> tiny_http::ResponseBox {
-    let response = match response.invalid_reason() {
-        None => response,
-        Some(why) => {
-            log::error!("unsendable response ({why}); sending 500 instead");
-            Response::text("internal server error\n").with_status(500)
-        }
-    };
-    let (status, headers, body) = response.into_parts();
+    let (status, headers, body) = write::sendable(response).into_parts();
     let body = match body {
         Body::Full(bytes) => bytes,
         Body::Stream(_) => Vec::new(),
@@ -275,10 +268,7 @@ fn to_tiny(response: Response, close: bool, upgrading: bool) -> tiny_http::Respo
     tiny_headers.extend(tiny_http::Header::from_bytes(&b"Date"[..], date).ok());
     for (name, value) in headers {
         // The server owns framing and dates; these are ours or tiny_http's to write.
-        let owned = ["content-length", "transfer-encoding", "connection", "date"]
-            .iter()
-            .any(|owned| name.eq_ignore_ascii_case(owned));
-        if owned {
+        if write::is_owned_header(&name) {
             continue;
         }
         match tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
