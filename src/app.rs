@@ -197,10 +197,19 @@ impl App {
     /// Routes a request: `Ok(route id)` with the parameters set on it, or the 404/405 response
     /// (counted in the metrics).
     pub(crate) fn route(&self, req: &mut Request) -> std::result::Result<usize, Response> {
-        let response = match self.router.lookup(req.method(), req.path()) {
+        // `OPTIONS *` (the only request with the target `*`) asks about the server as a whole.
+        let lookup = if req.path() == "*" {
+            Lookup::MethodNotAllowed(self.router.allow_any())
+        } else {
+            self.router.lookup(req.method(), req.path())
+        };
+        let response = match lookup {
             Lookup::Found(id, params) => {
                 req.set_params(params);
                 return Ok(id);
+            }
+            Lookup::MethodNotAllowed(allow) if req.path() == "*" => {
+                Response::new(204).with_header("Allow", allow)
             }
             Lookup::MethodNotAllowed(allow) => Response::text("method not allowed\n")
                 .with_status(405)

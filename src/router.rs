@@ -325,6 +325,19 @@ impl Router {
         &self.routes
     }
 
+    /// Returns the `Allow` value for the server as a whole (`OPTIONS *`): every method a route
+    /// answers, `HEAD` wherever there is `GET`, and `OPTIONS`.
+    pub(crate) fn allow_any(&self) -> String {
+        let mut methods: Vec<&str> = self.routes.iter().map(|r| r.method.as_str()).collect();
+        if methods.contains(&"GET") {
+            methods.push("HEAD");
+        }
+        methods.push("OPTIONS");
+        methods.sort_unstable();
+        methods.dedup();
+        methods.join(", ")
+    }
+
     /// Finds the route for `method` and `path` (percent-encoded, without the query).
     pub(crate) fn lookup(&self, method: &str, path: &str) -> Lookup {
         // The best match so far: route id, its specificity, its parameters.
@@ -423,6 +436,11 @@ mod tests {
             _ => panic!("expected 405"),
         }
         assert!(matches!(app().lookup("GET", "/nope"), Lookup::NotFound));
+    }
+
+    #[test]
+    fn allow_any_lists_every_method_served() {
+        assert_eq!(app().allow_any(), "GET, HEAD, OPTIONS, POST");
     }
 
     #[test]

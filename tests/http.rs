@@ -14,6 +14,7 @@ frontend_tests!(
     pipelined_requests_are_answered_in_order,
     unread_body_is_never_parsed_as_the_next_request,
     unknown_path_is_404_and_wrong_method_is_405_with_allow,
+    options_asterisk_lists_the_methods_the_server_answers,
     head_gets_headers_without_body,
     http10_closes_unless_keep_alive_is_asked_for,
     malformed_request_gets_400_and_close,
@@ -152,6 +153,20 @@ fn unknown_path_is_404_and_wrong_method_is_405_with_allow(frontend: Frontend) {
     assert_eq!(responses[0].status, 404);
     assert_eq!(responses[1].status, 405);
     assert_eq!(responses[1].header("allow"), Some("GET, HEAD"));
+}
+
+fn options_asterisk_lists_the_methods_the_server_answers(frontend: Frontend) {
+    let server = start_on(frontend, echo_app);
+    let responses = raw_responses(
+        server.local_addr(),
+        "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(responses[0].status, 204);
+    assert_eq!(
+        responses[0].header("allow"),
+        Some("GET, HEAD, OPTIONS, POST")
+    );
+    assert_eq!(responses[1].text(), "hello");
 }
 
 fn head_gets_headers_without_body(frontend: Frontend) {

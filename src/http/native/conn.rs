@@ -49,9 +49,6 @@ const LINGER: Duration = Duration::from_secs(1);
 /// Most bytes discarded while lingering.
 const LINGER_BYTES: usize = 64 * 1024;
 
-/// The `Allow` value for `OPTIONS *`.
-const ALLOW_ANY: &str = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS";
-
 /// Why a connection stops.
 enum Stop {
     /// Close without a response (client left, idle, or nothing to answer).
@@ -173,11 +170,6 @@ impl Conn {
             keep_alive: exchange.keep_alive && !has_body,
             ..exchange
         };
-        if head.target == "*" {
-            // OPTIONS * asks about the server as a whole.
-            let response = crate::Response::new(204).with_header("Allow", ALLOW_ANY);
-            return self.respond(response, unread).await;
-        }
         let expect_continue = head.expect_continue;
         let mut req = Request::new(
             &head.method,

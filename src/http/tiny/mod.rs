@@ -42,9 +42,6 @@ use crate::response::Response;
 /// shutdown; it wakes at once for requests, so this only bounds how late those are noticed.
 const POLL: Duration = Duration::from_secs(1);
 
-/// The `Allow` value for `OPTIONS *`.
-const ALLOW_ANY: &str = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS";
-
 /// A request checked by the recv thread, on its way to the loop.
 struct Incoming {
     /// Our request, without its body yet.
@@ -249,11 +246,6 @@ async fn handle(app: Rc<App>, incoming: Incoming, _slot: Slot) {
             reply::respond(raw, response, framing, app.is_stopping(), stall).await;
         }
     };
-    if req.path() == "*" {
-        // OPTIONS * asks about the server as a whole.
-        let response = Response::new(204).with_header("Allow", ALLOW_ANY);
-        return early(raw, response).await;
-    }
     let route_id = match app.route(&mut req) {
         Ok(id) => id,
         Err(response) => return early(raw, response).await,
