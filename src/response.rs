@@ -86,24 +86,28 @@ impl Response {
     /// The channel holds at most `capacity` chunks (at least 1): a producer that runs ahead of a
     /// slow client waits, so memory stays bounded. The body ends when every sender is dropped.
     /// The server sends it with chunked encoding (HTTP/1.0 clients: until the connection closes).
+    /// For a producer on the CPU pool, use [`offload_stream`](crate::offload_stream): it answers
+    /// only once the job has started, so a shed job is a 503 rather than an empty 200.
     ///
     /// # Examples
     ///
-    /// ```
-    /// use steadyloop::{offload, Response};
+    /// A producer on a thread of its own (for example, one that relays a device's readings):
     ///
-    /// async fn numbers() -> steadyloop::Result<Response> {
+    /// ```
+    /// use steadyloop::Response;
+    ///
+    /// fn readings() -> Response {
     ///     let (tx, response) = Response::channel(4);
-    ///     offload(move || {
-    ///         for i in 0..1000 {
+    ///     std::thread::spawn(move || {
+    ///         for i in 0..10 {
     ///             if tx.send_blocking(format!("{i}\n")).is_err() {
     ///                 break; // the client went away
     ///             }
     ///         }
-    ///     })
-    ///     .detach();
-    ///     Ok(response.with_header("Content-Type", "text/plain"))
+    ///     });
+    ///     response.with_header("Content-Type", "text/plain")
     /// }
+    /// # let _ = readings();
     /// ```
     pub fn channel(capacity: usize) -> (BodySender, Response) {
         let (tx, rx) = async_channel::bounded(capacity.max(1));
