@@ -320,6 +320,7 @@ impl Config {
             ("max-head-bytes", self.max_head_bytes),
             ("max-headers", self.max_headers),
             ("max-connections", self.max_connections),
+            ("max-body-memory", self.max_body_memory),
         ];
         for (name, value) in positive {
             if value == 0 {
