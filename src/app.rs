@@ -13,14 +13,14 @@ use futures_lite::FutureExt;
 
 use crate::config::{ClassConfig, Config};
 use crate::error::{Error, Result};
-use crate::metrics::RequestMetrics;
-use crate::monitor::Monitor;
-use crate::offload::{self, panic_message, Class};
-use crate::probes;
+use crate::observe::metrics::RequestMetrics;
+use crate::observe::monitor::Monitor;
+use crate::observe::probes;
+use crate::pool::scope::{RequestScope, Scoped};
+use crate::pool::{self, panic_message, Class};
 use crate::request::Request;
 use crate::response::{IntoResponse, Response};
 use crate::router::{Handler, Lookup, Router};
-use crate::scope::{RequestScope, Scoped};
 
 /// Everything a front end needs to serve requests; lives on the loop.
 pub(crate) struct App {
@@ -260,7 +260,7 @@ impl App {
                         Error::HandlerPanicked(message).into_response()
                     })
                 }
-                Handler::Blocking(handler) => offload::submit(class, move |_token| handler(req))
+                Handler::Blocking(handler) => pool::submit(class, move |_token| handler(req))
                     .await
                     .into_response(),
                 Handler::Probe(probe) => probes::answer(self, probe),

@@ -42,20 +42,16 @@ mod app;
 mod config;
 mod error;
 mod http;
-mod metrics;
-mod monitor;
-mod offload;
-mod probes;
+mod observe;
+mod pool;
 mod request;
 mod response;
 mod router;
-mod scope;
 mod server;
-mod signal;
 
 pub use config::{ClassConfig, Config, Frontend, DEFAULT_QUEUE, SETTINGS};
 pub use error::{Error, Result};
-pub use offload::{offload, offload_cancellable, offload_stream, CancelToken, Task};
+pub use pool::{offload, offload_cancellable, offload_stream, CancelToken, Task};
 pub use request::Request;
 pub use response::{BodyClosed, BodySender, IntoResponse, Response};
 pub use router::Router;
@@ -65,7 +61,7 @@ pub use server::{Server, ServerBuilder, ServerHandle, ShutdownHandle};
 /// `--cfg fuzzing`, never part of the API.
 #[cfg(fuzzing)]
 #[doc(hidden)]
-pub use http::native::fuzz as fuzzing;
+pub use http::h1::fuzz as fuzzing;
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -30,10 +30,10 @@ use std::time::{Duration, Instant};
 use async_io::{Async, Timer};
 use futures_lite::FutureExt;
 
-use super::chunked::ChunkedDecoder;
-use super::parse::{self, BodyKind, Head, HeadReader, Reject};
-use super::write::{self, Exchange, OutBody, Outgoing};
 use crate::app::{App, BodyMemory};
+use crate::http::h1::chunked::ChunkedDecoder;
+use crate::http::h1::parse::{self, BodyKind, Head, HeadReader, Reject};
+use crate::http::h1::write::{self, Exchange, OutBody, Outgoing};
 use crate::request::Request;
 
 /// Bytes asked of the socket per read.

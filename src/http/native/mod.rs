@@ -1,14 +1,7 @@
 //! The native HTTP/1.1 front end: accepts connections on the loop and serves each one as a
 //! task of the loop's executor.
 
-mod chunked;
 mod conn;
-#[cfg(any(test, fuzzing))]
-pub mod fuzz;
-pub(crate) mod parse;
-#[cfg(test)]
-mod proptests;
-pub(crate) mod write;
 
 use std::io::{self, Write as _};
 use std::net::TcpListener;
@@ -20,7 +13,7 @@ use async_io::{Async, Timer};
 use futures_lite::FutureExt;
 
 use crate::app::App;
-use crate::monitor::Instrumented;
+use crate::observe::monitor::Instrumented;
 
 /// What a connection over the cap receives before it is closed.
 const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\

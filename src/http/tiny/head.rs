@@ -8,8 +8,8 @@
 
 use std::io::Write as _;
 
-use crate::http::native::parse::{self, BodyKind, Reject, Scan};
-use crate::http::native::write::Exchange;
+use crate::http::h1::parse::{self, BodyKind, Reject, Scan};
+use crate::http::h1::write::Exchange;
 use crate::request::Request;
 
 /// The limits a head is checked against (copied from the settings).

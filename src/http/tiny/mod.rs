@@ -33,8 +33,8 @@ use self::reply::Raw;
 use crate::app::{App, ConnGuard};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::http::native::parse::BodyKind;
-use crate::monitor::Instrumented;
+use crate::http::h1::parse::BodyKind;
+use crate::observe::monitor::Instrumented;
 use crate::request::Request;
 use crate::response::Response;
 
@@ -299,7 +299,7 @@ fn too_large() -> Response {
 /// Reads up to `max` bytes of the body on the pool (sending `100 Continue` first if the
 /// client waits for it).
 async fn read_body(raw: Raw, max: u64) -> (Raw, io::Result<Vec<u8>>) {
-    crate::offload::unblock_io(move || {
+    crate::pool::unblock_io(move || {
         let mut raw = raw;
         let mut body = Vec::new();
         let result = raw

@@ -16,8 +16,8 @@ use std::time::Duration;
 use futures_lite::FutureExt;
 
 use super::head::Framing;
-use crate::http::date;
-use crate::http::native::write::{self, OutBody, Outgoing};
+use crate::http::h1::date;
+use crate::http::h1::write::{self, OutBody, Outgoing};
 use crate::response::{Body, Response};
 
 /// Largest unread request body that may be dropped normally.
@@ -77,7 +77,7 @@ pub(super) async fn respond(
     shutting_down: bool,
     stall: Duration,
 ) {
-    crate::offload::unblock_io(move || {
+    crate::pool::unblock_io(move || {
         respond_blocking(raw.take(), response, framing, shutting_down, stall);
     })
     .await;
@@ -85,14 +85,14 @@ pub(super) async fn respond(
 
 /// Answers a request whose body may be unread with `response`, on the pool.
 pub(super) async fn refuse(raw: Raw, response: Response) {
-    crate::offload::unblock_io(move || refuse_blocking(raw.take(), response, true)).await;
+    crate::pool::unblock_io(move || refuse_blocking(raw.take(), response, true)).await;
 }
 
 /// Answers `request` with `response` on the pool without waiting (for the recv thread).
 ///
 /// `close` asks the client to close the connection afterwards.
 pub(super) fn refuse_detached(request: tiny_http::Request, response: Response, close: bool) {
-    crate::offload::unblock_io(move || refuse_blocking(request, response, close)).detach();
+    crate::pool::unblock_io(move || refuse_blocking(request, response, close)).detach();
 }
 
 /// Writes `response` as the native front end would, through tiny_http's raw writer.

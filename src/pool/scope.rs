@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::monitor::Monitor;
-use crate::offload::Class;
+use crate::observe::monitor::Monitor;
+use crate::pool::Class;
 
 thread_local! {
     /// The scope of the handler being polled on this thread, if any.

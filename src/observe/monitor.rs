@@ -16,7 +16,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
-use crate::metrics::Histogram;
+use crate::observe::metrics::Histogram;
 
 /// How long the loop must stay idle before the watchdog parks.
 const PARK_AFTER_IDLE: Duration = Duration::from_secs(1);

@@ -6,8 +6,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::app::App;
-use crate::metrics::{resident_bytes, Exposition, Histogram};
-use crate::offload::{Class, ClassStats};
+use crate::observe::metrics::{resident_bytes, Exposition, Histogram};
+use crate::pool::{Class, ClassStats};
 use crate::response::Response;
 use crate::router::Probe;
 

@@ -8,6 +8,8 @@
 //! gives the thread back to `blocking` only if it can restore the priority; otherwise it keeps
 //! the thread for good (parked in a stash that later low-priority workers reuse).
 
+pub(crate) mod scope;
+
 use std::any::Any;
 use std::collections::VecDeque;
 use std::fmt;
@@ -24,7 +26,7 @@ use async_io::Timer;
 
 use crate::config::ClassConfig;
 use crate::error::{Error, Result};
-use crate::metrics::Histogram;
+use crate::observe::metrics::Histogram;
 use crate::response::{BodySender, Response};
 
 /// The nice value pool workers run at when low priority is on (the loop stays at its own).
@@ -284,7 +286,7 @@ impl<T> Future for Task<T> {
         {
             let mut slot = lock(&job.slot);
             if let Some(result) = slot.result.take() {
-                crate::scope::add_queue_wait(slot.waited);
+                crate::pool::scope::add_queue_wait(slot.waited);
                 return Poll::Ready(result);
             }
             slot.waker = Some(cx.waker().clone());
@@ -762,7 +764,7 @@ pub(crate) fn global_class() -> Arc<Class> {
 
 /// Returns the class of the request being handled on this thread, or the process-wide one.
 fn current_class() -> Arc<Class> {
-    crate::scope::current_class().unwrap_or_else(global_class)
+    crate::pool::scope::current_class().unwrap_or_else(global_class)
 }
 
 /// Compile-time checks of which types cross to the pool.

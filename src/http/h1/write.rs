@@ -3,7 +3,7 @@
 
 use std::io::Write as _;
 
-use crate::http::date;
+use crate::http::h1::date;
 use crate::response::{reason, Body, Response};
 
 /// What a request asked of its response.
