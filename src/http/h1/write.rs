@@ -4,7 +4,8 @@
 use std::io::Write as _;
 
 use crate::http::h1::date;
-use crate::response::{reason, Body, Response};
+use crate::http::h1::grammar::reason;
+use crate::response::{Body, Response};
 
 /// What a request asked of its response.
 #[derive(Debug, Clone, Copy)]
