@@ -18,8 +18,8 @@
 //! line ends (`5;a="abc\r\n` is refused). A peer that reads these lines more leniently than we
 //! do could otherwise find a different chunk boundary.
 
-use super::parse::{reject, Reject};
 use super::grammar::{is_ows, is_qdtext, is_quoted_pair_byte, is_token_byte};
+use super::parse::{reject, Reject};
 
 /// Longest chunk-size line, extensions included.
 const MAX_SIZE_LINE: usize = 4096;
@@ -429,7 +429,11 @@ mod tests {
 
     #[test]
     fn grammar_holds_when_the_line_arrives_byte_by_byte() {
-        for (line, ok) in [("5;a=\"x;\\\"y\" ;b", true), ("5;a=\"abc", false), ("5 ", false)] {
+        for (line, ok) in [
+            ("5;a=\"x;\\\"y\" ;b", true),
+            ("5;a=\"abc", false),
+            ("5 ", false),
+        ] {
             let input = format!("{line}\r\nhello\r\n0\r\n\r\n");
             let mut decoder = ChunkedDecoder::new(1024, 10);
             let mut out = Vec::new();

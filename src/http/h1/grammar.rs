@@ -92,12 +92,17 @@ pub(crate) fn is_ows(b: u8) -> bool {
 }
 
 /// Returns `true` for a byte allowed unescaped inside a quoted string (`qdtext`): HTAB, SP,
-/// visible ASCII except `"` and `\\`, and obs-text.
+/// visible ASCII except `"` and `\`, and obs-text.
 pub(crate) fn is_qdtext(b: u8) -> bool {
-    b == b'\t' || b == b' ' || b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b) || b >= 0x80
+    b == b'\t'
+        || b == b' '
+        || b == 0x21
+        || (0x23..=0x5b).contains(&b)
+        || (0x5d..=0x7e).contains(&b)
+        || b >= 0x80
 }
 
-/// Returns `true` for a byte that may follow `\\` in a quoted string (`quoted-pair`): HTAB,
+/// Returns `true` for a byte that may follow `\` in a quoted string (`quoted-pair`): HTAB,
 /// SP, visible ASCII and obs-text.
 pub(crate) fn is_quoted_pair_byte(b: u8) -> bool {
     b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80
@@ -125,7 +130,9 @@ mod tests {
         assert!(is_qdtext(b'a') && is_qdtext(b' ') && is_qdtext(b'\t') && is_qdtext(0x80));
         assert!(!is_qdtext(b'"') && !is_qdtext(b'\\') && !is_qdtext(b'\r') && !is_qdtext(0x7f));
         assert!(is_quoted_pair_byte(b'"') && is_quoted_pair_byte(b'\\'));
-        assert!(!is_quoted_pair_byte(b'\r') && !is_quoted_pair_byte(b'\n') && !is_quoted_pair_byte(0));
+        assert!(
+            !is_quoted_pair_byte(b'\r') && !is_quoted_pair_byte(b'\n') && !is_quoted_pair_byte(0)
+        );
     }
 
     #[test]

@@ -194,7 +194,10 @@ pub(crate) fn parse_head(bytes: &[u8], max_headers: usize) -> Result<Head, Rejec
 }
 
 /// Runs `httparse` over a complete head, mapping its errors to rejections.
-fn parse_syntax<'h, 'b>(req: &mut httparse::Request<'h, 'b>, bytes: &'b [u8]) -> Result<(), Reject> {
+fn parse_syntax<'h, 'b>(
+    req: &mut httparse::Request<'h, 'b>,
+    bytes: &'b [u8],
+) -> Result<(), Reject> {
     match req.parse(bytes) {
         Ok(httparse::Status::Complete(_)) => Ok(()),
         Ok(httparse::Status::Partial) => Err(reject(400, "incomplete request head")),

@@ -39,9 +39,6 @@ use crate::request::Request;
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 4096;
 
-/// Bodies up to this size are sent in the same write as the head.
-const COALESCE: usize = 32 * 1024;
-
 /// After deciding to close, how long to keep reading (and discarding) what the client still
 /// sends, so the response is not destroyed by a TCP reset.
 const LINGER: Duration = Duration::from_secs(1);
@@ -326,25 +323,13 @@ impl Conn {
 
     /// Writes a prepared response: head, then body with its framing.
     async fn write_response(&mut self, out: Outgoing) -> io::Result<()> {
-        let Outgoing { mut head, body, .. } = out;
-        match body {
-            OutBody::Empty => self.write_all(&head).await,
-            OutBody::Full(bytes) if bytes.len() <= COALESCE => {
-                head.extend_from_slice(&bytes);
-                self.write_all(&head).await
-            }
-            OutBody::Full(bytes) => {
-                self.write_all(&head).await?;
-                self.write_all(&bytes).await
-            }
-            OutBody::Chunked(rx) => {
-                self.write_all(&head).await?;
-                self.write_stream(rx, true).await
-            }
-            OutBody::UntilClose(rx) => {
-                self.write_all(&head).await?;
-                self.write_stream(rx, false).await
-            }
+        let (first, rest) = out.into_first_write();
+        self.write_all(&first).await?;
+        match rest {
+            OutBody::Empty => Ok(()),
+            OutBody::Full(bytes) => self.write_all(&bytes).await,
+            OutBody::Chunked(rx) => self.write_stream(rx, true).await,
+            OutBody::UntilClose(rx) => self.write_stream(rx, false).await,
         }
     }
 
@@ -378,19 +363,12 @@ impl Conn {
             };
             let Some(chunk) = next else {
                 if chunked {
-                    self.write_all(b"0\r\n\r\n").await?;
+                    self.write_all(write::LAST_CHUNK).await?;
                 }
                 return Ok(());
             };
-            if chunked {
-                frame.clear();
-                let _ = write!(frame, "{:x}\r\n", chunk.len());
-                frame.extend_from_slice(&chunk);
-                frame.extend_from_slice(b"\r\n");
-                self.write_all(&frame).await?;
-            } else {
-                self.write_all(&chunk).await?;
-            }
+            write::frame_chunk(&mut frame, &chunk, chunked);
+            self.write_all(&frame).await?;
         }
     }
 
