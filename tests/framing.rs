@@ -710,3 +710,37 @@ proptest::proptest! {
         proptest::prop_assert_eq!(responses[1].text(), "GET /e/last  -\n");
     }
 }
+
+#[test]
+fn a_small_body_of_an_unrouted_request_is_dropped_and_the_connection_kept() {
+    let calls = Calls::default();
+    let routes = calls.clone();
+    let server = start_with(common::builder(), move || {
+        counted(steadyloop::Router::new(), "/target", &routes)
+    });
+    // The body looks like a request; it is dropped unread, never served.
+    let smuggled = "GET /target HTTP/1.1\r\nHost: x\r\n\r\n";
+    let request = format!(
+        "PATCH /target HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{smuggled}\
+         POST /missing HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc\
+         GET /target HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        smuggled.len()
+    );
+    let responses = common::raw_responses(server.local_addr(), &request);
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [405, 404, 200]);
+    assert_eq!(responses[0].header("connection"), None);
+    assert_eq!(calls.count(), 1);
+    // A chunked or larger body still closes the connection after the answer.
+    let responses = common::raw_responses(
+        server.local_addr(),
+        &format!(
+            "PATCH /target HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+             3\r\nabc\r\n0\r\n\r\n{smuggled}"
+        ),
+    );
+    assert_eq!(responses.len(), 1);
+    assert_eq!(responses[0].status, 405);
+    assert_eq!(responses[0].header("connection"), Some("close"));
+    assert_eq!(calls.count(), 1);
+}
