@@ -3,6 +3,7 @@
 use std::fmt;
 
 use crate::error::Error;
+use crate::http::h1::grammar::{is_field_value, is_token};
 
 /// An HTTP response: a status, headers and a body (whole, or streamed through a channel).
 ///
@@ -318,66 +319,6 @@ impl<T: IntoResponse> IntoResponse for Result<T, Error> {
                 Error::into_response(err)
             }
         }
-    }
-}
-
-/// Returns `true` if `name` is a non-empty HTTP token (RFC 9110 §5.6.2).
-pub(crate) fn is_token(name: &[u8]) -> bool {
-    !name.is_empty() && name.iter().all(|&b| is_token_byte(b))
-}
-
-/// Returns `true` for a byte allowed in a token (a method or a field name).
-pub(crate) fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-/// Returns `true` if `value` is a safe field value: visible ASCII, spaces, tabs and obs-text only.
-pub(crate) fn is_field_value(value: &[u8]) -> bool {
-    value
-        .iter()
-        .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80)
-}
-
-/// Returns the standard reason phrase for `status`.
-pub(crate) fn reason(status: u16) -> &'static str {
-    match status {
-        100 => "Continue",
-        200 => "OK",
-        201 => "Created",
-        202 => "Accepted",
-        204 => "No Content",
-        206 => "Partial Content",
-        301 => "Moved Permanently",
-        302 => "Found",
-        303 => "See Other",
-        304 => "Not Modified",
-        307 => "Temporary Redirect",
-        308 => "Permanent Redirect",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        406 => "Not Acceptable",
-        408 => "Request Timeout",
-        409 => "Conflict",
-        410 => "Gone",
-        411 => "Length Required",
-        412 => "Precondition Failed",
-        413 => "Content Too Large",
-        414 => "URI Too Long",
-        415 => "Unsupported Media Type",
-        417 => "Expectation Failed",
-        422 => "Unprocessable Content",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        505 => "HTTP Version Not Supported",
-        _ => "",
     }
 }
 

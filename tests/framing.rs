@@ -103,16 +103,17 @@ fn cases() -> Vec<Case> {
             post("Content-Length: 3, 4\r\n", "abcd"),
             400,
         ),
-        // Transfer codings: chunked must be present, once, and last.
+        // Transfer codings: chunked must be present, once, and last; without a final chunked
+        // coding the length is unknown, which is 400 and close (RFC 9112 §6.3).
         case(
             "TE gzip only",
             post("Transfer-Encoding: gzip\r\n", "abc"),
-            501,
+            400,
         ),
         case(
             "TE identity",
             post("Transfer-Encoding: identity\r\n", "abc"),
-            501,
+            400,
         ),
         case(
             "TE chunked then gzip",
@@ -148,12 +149,12 @@ fn cases() -> Vec<Case> {
         case(
             "TE quoted chunked",
             post("Transfer-Encoding: \"chunked\"\r\n", "0\r\n\r\n"),
-            501,
+            400,
         ),
         case(
             "TE xchunked",
             post("Transfer-Encoding: xchunked\r\n", "0\r\n\r\n"),
-            501,
+            400,
         ),
         case(
             "TE in HTTP/1.0",
@@ -429,6 +430,17 @@ fn cases() -> Vec<Case> {
             "GET /target HTTP/1.10\r\nHost: x\r\n\r\n",
             400,
         ),
+        // A space inside the target makes the line malformed, whatever version ends it.
+        case(
+            "space in the target",
+            "GET /foo bar/ HTTP/1.1\r\nHost: x\r\n\r\n",
+            400,
+        ),
+        case(
+            "space in the target before a bad version",
+            "GET /target bar HTTP/2.0\r\nHost: x\r\n\r\n",
+            400,
+        ),
         case("HTTP/2.0", "GET /target HTTP/2.0\r\nHost: x\r\n\r\n", 505),
         case("HTTP/1.2", "GET /target HTTP/1.2\r\nHost: x\r\n\r\n", 505),
         case("HTTP/0.9", "GET /target HTTP/0.9\r\nHost: x\r\n\r\n", 505),
@@ -464,6 +476,40 @@ fn cases() -> Vec<Case> {
             417,
         ),
     ];
+    // Chunk-size lines follow RFC 9112 §7.1.1 exactly: no extension without a name, no
+    // unbalanced quoted string, no whitespace after the size unless a `;` follows.
+    for (name, line) in [
+        ("chunk extension without a name", "2;"),
+        ("chunk extension ;; without a name", "2;;a"),
+        ("unbalanced quoted chunk extension", "5;a=\"abc"),
+        (
+            "unbalanced quote after a good extension",
+            "5;a=\"abc\";b=\"def; ghi",
+        ),
+        ("space after the chunk size", "a "),
+        ("tab after the chunk size", "a\t"),
+        ("space after a chunk extension value", "2;a=b "),
+        ("words after the chunk size", "2 erfrferferf"),
+    ] {
+        cases.push(case(
+            name,
+            chunked(&format!("{line}\r\n0123456789\r\n0\r\n\r\n")),
+            400,
+        ));
+    }
+    cases.push(case(
+        "TE gzip in a second field after chunked",
+        post(
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n",
+            "0\r\n\r\n",
+        ),
+        400,
+    ));
+    cases.push(case(
+        "TE gzip then chunked is unsupported",
+        post("Transfer-Encoding: gzip, chunked\r\n", "0\r\n\r\n"),
+        501,
+    ));
     // A body the route would read holds a request; the framing error stops it too.
     cases.push(case(
         "smuggled request in a bad chunk",
@@ -543,6 +589,16 @@ fn well_formed_variants_are_accepted() {
         post(
             "Transfer-Encoding: chunked\r\n",
             "5 ;a=b\r\nhello\r\nA\r\n0123456789\r\n0\r\nX-T: 1\r\n\r\n",
+        ),
+        // Every form of the chunk-extension grammar: BWS around `;` and `=`, token and
+        // quoted values, quoted-pairs (RFC 9112 §7.1.1).
+        post(
+            "Transfer-Encoding: chunked\r\n",
+            "5 ; a = b ;c\r\nhello\r\n0\r\n\r\n",
+        ),
+        post(
+            "Transfer-Encoding: chunked\r\n",
+            "5;a=\"I \\\"q\\\" ;x=y\";b\r\nhello\r\n0\r\n\r\n",
         ),
         // Empty lines before a request line are ignored (RFC 9112 §2.2).
         format!("\r\n\r\n{}", get("")),
@@ -653,4 +709,38 @@ proptest::proptest! {
         proptest::prop_assert_eq!(&responses[0].body, &expected);
         proptest::prop_assert_eq!(responses[1].text(), "GET /e/last  -\n");
     }
+}
+
+#[test]
+fn a_small_body_of_an_unrouted_request_is_dropped_and_the_connection_kept() {
+    let calls = Calls::default();
+    let routes = calls.clone();
+    let server = start_with(common::builder(), move || {
+        counted(steadyloop::Router::new(), "/target", &routes)
+    });
+    // The body looks like a request; it is dropped unread, never served.
+    let smuggled = "GET /target HTTP/1.1\r\nHost: x\r\n\r\n";
+    let request = format!(
+        "PATCH /target HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{smuggled}\
+         POST /missing HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc\
+         GET /target HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        smuggled.len()
+    );
+    let responses = common::raw_responses(server.local_addr(), &request);
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [405, 404, 200]);
+    assert_eq!(responses[0].header("connection"), None);
+    assert_eq!(calls.count(), 1);
+    // A chunked or larger body still closes the connection after the answer.
+    let responses = common::raw_responses(
+        server.local_addr(),
+        &format!(
+            "PATCH /target HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+             3\r\nabc\r\n0\r\n\r\n{smuggled}"
+        ),
+    );
+    assert_eq!(responses.len(), 1);
+    assert_eq!(responses[0].status, 405);
+    assert_eq!(responses[0].header("connection"), Some("close"));
+    assert_eq!(calls.count(), 1);
 }

@@ -138,7 +138,7 @@ fn ambiguous_framing_is_refused_and_the_client_asked_to_close() {
             400,
         ),
         // tiny_http applies chunked decoding to any Transfer-Encoding value.
-        ("Transfer-Encoding: gzip\r\n", "", 501),
+        ("Transfer-Encoding: gzip\r\n", "", 400),
         // tiny_http reads `+5` as 5.
         ("Content-Length: +5\r\n", "hello", 400),
         ("Content-Length: 5, 5\r\n", "hello", 400),
@@ -278,4 +278,26 @@ fn bodies_held_at_once_are_bounded_by_max_body_memory() {
     assert_eq!(started_rx.recv().unwrap(), 80);
     gate.wait();
     assert_eq!(read_one_response(&mut third, false).text(), "80\n");
+}
+
+#[test]
+fn head_rules_shared_with_the_native_codec_give_the_same_answers() {
+    let server = start_with(tiny(), echo_app);
+    for (request, status) in [
+        // A final coding other than chunked: 400, as on the native front end.
+        (
+            "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\n",
+            400,
+        ),
+        // An unknown coding before a final chunked: 501.
+        (
+            "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+            501,
+        ),
+        // A space inside the target: 400, not 505.
+        ("GET /foo bar/ HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ] {
+        let raw = one_response(&server, request);
+        assert_eq!(raw.status, status, "{request:?}");
+    }
 }

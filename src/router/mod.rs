@@ -295,7 +295,7 @@ impl Router {
     /// Adds a route after checking it.
     fn push(mut self, method: &str, pattern: &str, handler: Handler) -> Router {
         assert!(
-            crate::response::is_token(method.as_bytes()),
+            crate::http::h1::grammar::is_token(method.as_bytes()),
             "invalid HTTP method {method:?}"
         );
         let pattern = Pattern::parse(pattern).unwrap_or_else(|e| panic!("{e}"));

@@ -3,9 +3,23 @@
 //! It consumes bytes as they arrive and appends the data to an output buffer. Chunk sizes are
 //! hex digits only (at most 16 of them), extensions and trailers are bounded and discarded, and
 //! every line must end with CRLF.
+//!
+//! A chunk-size line follows RFC 9112 §7.1.1 exactly, as llhttp, Go and hyper do:
+//!
+//! ```text
+//! chunk-size     = 1*HEXDIG
+//! chunk-ext      = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+//! chunk-ext-name = token
+//! chunk-ext-val  = token / quoted-string
+//! ```
+//!
+//! So whitespace after the size is only allowed before a `;` (`a \r\n` is refused), an
+//! extension needs a name (`2;\r\n` is refused), and a quoted value must be closed before the
+//! line ends (`5;a="abc\r\n` is refused). A peer that reads these lines more leniently than we
+//! do could otherwise find a different chunk boundary.
 
+use super::grammar::{is_ows, is_qdtext, is_quoted_pair_byte, is_token_byte};
 use super::parse::{reject, Reject};
-use crate::response::is_token_byte;
 
 /// Longest chunk-size line, extensions included.
 const MAX_SIZE_LINE: usize = 4096;
@@ -15,10 +29,24 @@ const MAX_SIZE_LINE: usize = 4096;
 enum State {
     /// Reading hex digits of a chunk size.
     Size,
-    /// After the size: optional whitespace, then `;` extensions or CR.
-    SizeTail,
-    /// Inside chunk extensions, up to CR.
-    Extension,
+    /// Whitespace (BWS) that must lead to a `;`: after the size or after an extension value.
+    ExtSemicolon,
+    /// After a `;`: optional whitespace, then an extension name.
+    ExtNameStart,
+    /// Inside an extension name.
+    ExtName,
+    /// Whitespace after an extension name: then `=` or `;`.
+    ExtNameEnd,
+    /// After `=`: optional whitespace, then a token or a quoted string.
+    ExtValueStart,
+    /// Inside a token extension value.
+    ExtToken,
+    /// Inside a quoted extension value.
+    ExtQuoted,
+    /// After a backslash inside a quoted value.
+    ExtQuotedPair,
+    /// Right after the closing quote: `;`, whitespace or CR.
+    ExtQuoteEnd,
     /// Expecting the LF that ends the size line.
     SizeLf,
     /// Copying chunk data; this many bytes remain.
@@ -115,7 +143,16 @@ impl ChunkedDecoder {
                     };
                     continue;
                 }
-                State::Size | State::SizeTail | State::Extension => {
+                State::Size
+                | State::ExtSemicolon
+                | State::ExtNameStart
+                | State::ExtName
+                | State::ExtNameEnd
+                | State::ExtValueStart
+                | State::ExtToken
+                | State::ExtQuoted
+                | State::ExtQuotedPair
+                | State::ExtQuoteEnd => {
                     self.line += 1;
                     if self.line > MAX_SIZE_LINE {
                         return Err(reject(400, "chunk size line too long"));
@@ -154,29 +191,61 @@ impl ChunkedDecoder {
         })
     }
 
-    /// Handles one byte of a chunk-size line.
+    /// Handles one byte of a chunk-size line: the size, then the extensions.
     fn size_line_byte(&mut self, b: u8, body_len: usize, limit: usize) -> Result<(), Reject> {
-        match (self.state, b) {
-            (State::Size, _) if b.is_ascii_hexdigit() => {
-                self.digits += 1;
-                let digit = u64::from((b as char).to_digit(16).expect("checked hex digit"));
-                if self.digits > 16 {
-                    return Err(reject(400, "chunk size too long"));
-                }
-                self.size = self.size * 16 + digit;
-                if self.size > (limit - body_len.min(limit)) as u64 {
-                    return Err(reject(413, "request body too large"));
-                }
-            }
-            (State::Size, _) if self.digits == 0 => {
-                return Err(reject(400, "invalid chunk size"));
-            }
-            (State::Size | State::SizeTail, b' ' | b'\t') => self.state = State::SizeTail,
-            (State::Size | State::SizeTail, b';') => self.state = State::Extension,
-            (State::Size | State::SizeTail | State::Extension, b'\r') => self.state = State::SizeLf,
-            (State::Extension, _) if b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80 => {}
-            _ => return Err(reject(400, "invalid chunk size line")),
+        if self.state != State::Size {
+            return self.extension_byte(b);
         }
+        if b.is_ascii_hexdigit() {
+            self.digits += 1;
+            let digit = u64::from((b as char).to_digit(16).expect("checked hex digit"));
+            if self.digits > 16 {
+                return Err(reject(400, "chunk size too long"));
+            }
+            self.size = self.size * 16 + digit;
+            if self.size > (limit - body_len.min(limit)) as u64 {
+                return Err(reject(413, "request body too large"));
+            }
+            return Ok(());
+        }
+        if self.digits == 0 {
+            return Err(reject(400, "invalid chunk size"));
+        }
+        self.state = match b {
+            b'\r' => State::SizeLf,
+            b';' => State::ExtNameStart,
+            _ if is_ows(b) => State::ExtSemicolon,
+            _ => return Err(reject(400, "invalid chunk size line")),
+        };
+        Ok(())
+    }
+
+    /// Handles one byte of the chunk extensions, by the grammar in the module docs.
+    fn extension_byte(&mut self, b: u8) -> Result<(), Reject> {
+        use State::*;
+        self.state = match (self.state, b) {
+            // The line may end after a complete name or value, never inside BWS.
+            (ExtName | ExtToken | ExtQuoteEnd, b'\r') => SizeLf,
+            (ExtSemicolon | ExtName | ExtNameEnd | ExtToken | ExtQuoteEnd, b';') => ExtNameStart,
+            (ExtName | ExtNameEnd, b'=') => ExtValueStart,
+            (ExtName, _) if is_ows(b) => ExtNameEnd,
+            (ExtToken | ExtQuoteEnd, _) if is_ows(b) => ExtSemicolon,
+            (ExtSemicolon | ExtNameStart | ExtNameEnd | ExtValueStart, _) if is_ows(b) => {
+                self.state
+            }
+            (ExtNameStart | ExtName, _) if is_token_byte(b) => ExtName,
+            (ExtValueStart, b'"') => ExtQuoted,
+            (ExtValueStart | ExtToken, _) if is_token_byte(b) => ExtToken,
+            (ExtQuoted, b'"') => ExtQuoteEnd,
+            (ExtQuoted, b'\\') => ExtQuotedPair,
+            (ExtQuoted, _) if is_qdtext(b) => ExtQuoted,
+            (ExtQuotedPair, _) if is_quoted_pair_byte(b) => ExtQuoted,
+            (ExtNameStart, b'\r') => return Err(reject(400, "chunk extension without a name")),
+            (ExtQuoted | ExtQuotedPair, b'\r') => {
+                return Err(reject(400, "unterminated quoted string in chunk extension"))
+            }
+            _ => return Err(reject(400, "invalid chunk extension")),
+        };
         Ok(())
     }
 
@@ -290,6 +359,89 @@ mod tests {
                 .decode(case, &mut out, usize::MAX)
                 .expect_err(&String::from_utf8_lossy(case));
             assert_eq!(err.status, 400, "{:?}", String::from_utf8_lossy(case));
+        }
+    }
+
+    /// Decodes `line` as the first chunk-size line of a body, then `aa` and the last chunk.
+    fn size_line(line: &str) -> Result<Vec<u8>, Reject> {
+        let input = format!("{line}\r\naa\r\n0\r\n\r\n");
+        decode_all(input.as_bytes(), 100).map(|(out, _)| out)
+    }
+
+    #[test]
+    fn accepts_every_form_of_the_extension_grammar() {
+        for line in [
+            "2",
+            "02",
+            "2;a",
+            "2;a=b",
+            "2;a=b;c;d=e",
+            "2 ;a",
+            "2\t; a",
+            "2; a = b",
+            "2;a =b ;c",
+            "2;a=\"\"",
+            "2;a=\"x y;z=w\"",
+            "2;a=\"I \\\"love\\\" \\\\ext\\\\\";b=\"c\"",
+            "2;a=\"q\" ;b",
+            "2;!#$%&'*+-.^_`|~=x",
+            "2;a=\"\u{e9}\"",
+        ] {
+            assert_eq!(size_line(line).as_deref(), Ok(&b"aa"[..]), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn refuses_what_the_extension_grammar_does_not_allow() {
+        for line in [
+            // An extension with no name.
+            "2;",
+            "2; ",
+            "2;;a",
+            "2;=b",
+            // An unbalanced quoted string, or a bad byte inside one.
+            "2;a=\"abc",
+            "2;a=\"abc\\",
+            "2;a=\"ab\u{7f}c\"",
+            // Whitespace after the size (or a value, or a name) with nothing after it.
+            "2 ",
+            "2\t",
+            "2;a ",
+            "2;a=b ",
+            "2;a=\"b\" ",
+            "2;a= ",
+            // Something other than `;` after whitespace, or bad bytes in names and values.
+            "2 erfrferferf",
+            "2 a",
+            "2;a b",
+            "2;a=b c",
+            "2;a=b\"",
+            "2;a=\"b\"c",
+            "2;a==b",
+            "2;a=(b)",
+            "2;a@b",
+            "2;\u{e9}",
+        ] {
+            let err = size_line(line).expect_err(line);
+            assert_eq!(err.status, 400, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn grammar_holds_when_the_line_arrives_byte_by_byte() {
+        for (line, ok) in [
+            ("5;a=\"x;\\\"y\" ;b", true),
+            ("5;a=\"abc", false),
+            ("5 ", false),
+        ] {
+            let input = format!("{line}\r\nhello\r\n0\r\n\r\n");
+            let mut decoder = ChunkedDecoder::new(1024, 10);
+            let mut out = Vec::new();
+            let result = input
+                .as_bytes()
+                .chunks(1)
+                .try_for_each(|byte| decoder.decode(byte, &mut out, 100).map(|_| ()));
+            assert_eq!(result.is_ok(), ok, "{line:?}");
         }
     }
 

@@ -5,6 +5,7 @@ pub(crate) mod chunked;
 pub(crate) mod date;
 #[cfg(any(test, fuzzing))]
 pub mod fuzz;
+pub(crate) mod grammar;
 pub(crate) mod parse;
 #[cfg(test)]
 mod proptests;

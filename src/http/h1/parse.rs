@@ -4,6 +4,8 @@
 //! Everything here is synchronous and works on bytes already read, so it can be tested (and
 //! fuzzed) without sockets. A [`Reject`] means: answer with its status, then close.
 
+use super::grammar::{is_host_byte, is_token, list_items, trim_ows};
+
 /// A request head that passed every check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Head {
@@ -140,7 +142,7 @@ impl HeadReader {
                 // noise) rather than waiting for the head deadline: the method is a token.
                 let method_end = buf.iter().position(|&b| b == b' ').unwrap_or(buf.len());
                 let lone_cr = buf.as_slice() == b"\r";
-                if !lone_cr && !crate::response::is_token(&buf[..method_end]) {
+                if !lone_cr && !is_token(&buf[..method_end]) {
                     return Err(reject(400, "malformed request line"));
                 }
                 // `scan_head` looks back from each LF, so an end split across reads is still
@@ -164,6 +166,9 @@ fn too_large(buf: &[u8], max_head: usize) -> Reject {
 
 /// Parses a complete head (as found by [`scan_head`]) and applies the framing rules.
 ///
+/// Four steps: the syntax (`httparse`), the request line, each header field, then the rules
+/// that look at the fields together (framing, Host, keep-alive).
+///
 /// # Errors
 ///
 /// A [`Reject`] for anything malformed, ambiguous or unsupported; see the module docs.
@@ -177,24 +182,39 @@ pub(crate) fn parse_head(bytes: &[u8], max_headers: usize) -> Result<Head, Rejec
         &mut storage
     };
     let mut req = httparse::Request::new(slots);
-    match req.parse(bytes) {
-        Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) => return Err(reject(400, "incomplete request head")),
-        Err(httparse::Error::TooManyHeaders) => return Err(reject(431, "too many header fields")),
-        Err(httparse::Error::Version) => return Err(version_error(bytes)),
-        Err(httparse::Error::HeaderName) => {
-            return Err(reject(
-                400,
-                "invalid header field name (or folded line, or space before colon)",
-            ))
-        }
-        Err(httparse::Error::HeaderValue) => return Err(reject(400, "invalid header field value")),
-        Err(httparse::Error::Token) => return Err(reject(400, "invalid request method")),
-        Err(_) => return Err(reject(400, "malformed request line")),
-    }
+    parse_syntax(&mut req, bytes)?;
     let method = req.method.unwrap_or_default();
-    let target = req.path.unwrap_or_default();
     let http10 = req.version == Some(0);
+    let target = request_target(method, req.path.unwrap_or_default())?;
+    let mut fields = Fields::default();
+    for header in req.headers.iter() {
+        fields.add(header.name, header.value, http10)?;
+    }
+    fields.into_head(method, target, http10)
+}
+
+/// Runs `httparse` over a complete head, mapping its errors to rejections.
+fn parse_syntax<'h, 'b>(
+    req: &mut httparse::Request<'h, 'b>,
+    bytes: &'b [u8],
+) -> Result<(), Reject> {
+    match req.parse(bytes) {
+        Ok(httparse::Status::Complete(_)) => Ok(()),
+        Ok(httparse::Status::Partial) => Err(reject(400, "incomplete request head")),
+        Err(httparse::Error::TooManyHeaders) => Err(reject(431, "too many header fields")),
+        Err(httparse::Error::Version) => Err(version_error(bytes)),
+        Err(httparse::Error::HeaderName) => Err(reject(
+            400,
+            "invalid header field name (or folded line, or space before colon)",
+        )),
+        Err(httparse::Error::HeaderValue) => Err(reject(400, "invalid header field value")),
+        Err(httparse::Error::Token) => Err(reject(400, "invalid request method")),
+        Err(_) => Err(reject(400, "malformed request line")),
+    }
+}
+
+/// Checks the request target (and refuses `CONNECT`), returning it in origin form.
+fn request_target(method: &str, target: &str) -> Result<String, Reject> {
     if !target.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
         return Err(reject(
             400,
@@ -204,101 +224,123 @@ pub(crate) fn parse_head(bytes: &[u8], max_headers: usize) -> Result<Head, Rejec
     if method == "CONNECT" {
         return Err(reject(501, "CONNECT is not supported"));
     }
-    let target = origin_form(method, target)?;
+    origin_form(method, target)
+}
 
-    let mut headers = Vec::with_capacity(req.headers.len());
-    let mut content_length: Option<u64> = None;
-    let mut chunked = false;
-    let mut saw_te = false;
-    let mut hosts = 0;
-    let mut close = false;
-    let mut keep_alive_token = false;
-    let mut expect_continue = false;
-    for header in req.headers.iter() {
-        let name = header.name;
-        let value = header.value;
+/// What the header fields of one head say, gathered field by field.
+#[derive(Debug, Default)]
+struct Fields {
+    /// The fields as sent.
+    headers: Vec<(String, Vec<u8>)>,
+    /// The Content-Length, once all its fields agree.
+    content_length: Option<u64>,
+    /// Whether a Transfer-Encoding field was present.
+    saw_te: bool,
+    /// Whether the last transfer coding so far is `chunked`.
+    chunked: bool,
+    /// Whether a transfer coding other than `chunked` was named.
+    other_coding: bool,
+    /// Number of Host fields.
+    hosts: usize,
+    /// `Connection: close` was sent.
+    close: bool,
+    /// `Connection: keep-alive` was sent.
+    keep_alive_token: bool,
+    /// `Expect: 100-continue` was sent (HTTP/1.1 only).
+    expect_continue: bool,
+}
+
+impl Fields {
+    /// Checks one header field and records what it says about framing and the connection.
+    fn add(&mut self, name: &str, value: &[u8], http10: bool) -> Result<(), Reject> {
         if value.iter().any(|&b| b == 0 || b == b'\r' || b == b'\n') {
             return Err(reject(400, "invalid header field value"));
         }
         if name.eq_ignore_ascii_case("content-length") {
             let length = parse_content_length(value)?;
-            if content_length.is_some_and(|seen| seen != length) {
+            if self.content_length.is_some_and(|seen| seen != length) {
                 return Err(reject(400, "conflicting Content-Length values"));
             }
-            content_length = Some(length);
+            self.content_length = Some(length);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            // Codings accumulate across fields; chunked must come once, last.
-            for coding in list_items(value) {
-                if chunked {
-                    return Err(reject(400, "chunked must be the final transfer coding"));
-                }
-                if coding.eq_ignore_ascii_case(b"chunked") {
-                    chunked = true;
-                } else if !coding.is_empty() {
-                    return Err(reject(501, "unsupported transfer coding"));
-                }
-            }
-            saw_te = true;
+            self.add_codings(value)?;
         } else if name.eq_ignore_ascii_case("host") {
-            hosts += 1;
+            self.hosts += 1;
             if !value.iter().all(|&b| is_host_byte(b)) {
                 return Err(reject(400, "invalid Host"));
             }
         } else if name.eq_ignore_ascii_case("connection") {
             for token in list_items(value) {
-                close |= token.eq_ignore_ascii_case(b"close");
-                keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
+                self.close |= token.eq_ignore_ascii_case(b"close");
+                self.keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
             }
         } else if name.eq_ignore_ascii_case("expect") && !http10 {
             if value.eq_ignore_ascii_case(b"100-continue") {
-                expect_continue = true;
+                self.expect_continue = true;
             } else {
                 return Err(reject(417, "unsupported expectation"));
             }
         }
-        headers.push((name.to_string(), value.to_vec()));
+        self.headers.push((name.to_string(), value.to_vec()));
+        Ok(())
     }
 
-    if saw_te && !chunked {
-        return Err(reject(
-            400,
-            "Transfer-Encoding without a final chunked coding",
-        ));
+    /// Records the codings of one Transfer-Encoding field; they accumulate across fields, and
+    /// `chunked` must come once, last.
+    fn add_codings(&mut self, value: &[u8]) -> Result<(), Reject> {
+        for coding in list_items(value) {
+            if self.chunked {
+                return Err(reject(400, "chunked must be the final transfer coding"));
+            }
+            if coding.eq_ignore_ascii_case(b"chunked") {
+                self.chunked = true;
+            } else if !coding.is_empty() {
+                self.other_coding = true;
+            }
+        }
+        self.saw_te = true;
+        Ok(())
     }
-    if saw_te && content_length.is_some() {
-        return Err(reject(400, "both Transfer-Encoding and Content-Length"));
+
+    /// Applies the rules that look at all fields together and builds the [`Head`].
+    fn into_head(self, method: &str, target: String, http10: bool) -> Result<Head, Reject> {
+        // Without a final chunked coding the body length cannot be known: 400 and close
+        // (RFC 9112 §6.3). With one, other codings are only unsupported: 501.
+        if self.saw_te && !self.chunked {
+            return Err(reject(
+                400,
+                "Transfer-Encoding without a final chunked coding",
+            ));
+        }
+        if self.other_coding {
+            return Err(reject(501, "unsupported transfer coding"));
+        }
+        if self.saw_te && self.content_length.is_some() {
+            return Err(reject(400, "both Transfer-Encoding and Content-Length"));
+        }
+        if self.saw_te && http10 {
+            return Err(reject(400, "Transfer-Encoding in an HTTP/1.0 request"));
+        }
+        match self.hosts {
+            0 if !http10 => return Err(reject(400, "missing Host")),
+            0 | 1 => {}
+            _ => return Err(reject(400, "repeated Host")),
+        }
+        let body = match (self.chunked, self.content_length) {
+            (true, _) => BodyKind::Chunked,
+            (false, Some(0) | None) => BodyKind::Empty,
+            (false, Some(n)) => BodyKind::Length(n),
+        };
+        Ok(Head {
+            method: method.to_string(),
+            target,
+            http10,
+            headers: self.headers,
+            body,
+            keep_alive: !self.close && (!http10 || self.keep_alive_token),
+            expect_continue: self.expect_continue && body != BodyKind::Empty,
+        })
     }
-    if saw_te && http10 {
-        return Err(reject(400, "Transfer-Encoding in an HTTP/1.0 request"));
-    }
-    if !http10 && hosts != 1 {
-        return Err(reject(
-            400,
-            if hosts == 0 {
-                "missing Host"
-            } else {
-                "repeated Host"
-            },
-        ));
-    }
-    if http10 && hosts > 1 {
-        return Err(reject(400, "repeated Host"));
-    }
-    let body = match (chunked, content_length) {
-        (true, _) => BodyKind::Chunked,
-        (false, Some(0) | None) => BodyKind::Empty,
-        (false, Some(n)) => BodyKind::Length(n),
-    };
-    let keep_alive = !close && (!http10 || keep_alive_token);
-    Ok(Head {
-        method: method.to_string(),
-        target,
-        http10,
-        headers,
-        body,
-        keep_alive,
-        expect_continue: expect_continue && body != BodyKind::Empty,
-    })
 }
 
 /// Chooses between 505 (a well-formed but unsupported version) and 400 (garbage).
@@ -309,7 +351,11 @@ fn version_error(bytes: &[u8]) -> Reject {
         .unwrap_or(bytes.len());
     let line = &bytes[..line_end];
     let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
-    let well_formed = version.len() == 8
+    // `GET /a b HTTP/1.1` ends in a good version but is not a request line: a space in the
+    // target makes it four parts, and that is malformed (400), not an unsupported version.
+    let three_parts = line.iter().filter(|&&b| b == b' ').count() == 2;
+    let well_formed = three_parts
+        && version.len() == 8
         && version.starts_with(b"HTTP/")
         && version[5].is_ascii_digit()
         && version[6] == b'.'
@@ -383,27 +429,6 @@ fn parse_content_length(value: &[u8]) -> Result<u64, Reject> {
     result.ok_or(bad)
 }
 
-/// Splits a comma-separated field value into trimmed items (empty items kept, as empty).
-fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value.split(|&b| b == b',').map(trim_ows)
-}
-
-/// Trims optional whitespace (SP, HTAB) from both ends.
-fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
-}
-
-/// Returns `true` for bytes allowed in a Host value (reg-name, IPv4, IP-literal, port).
-fn is_host_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]%".contains(&b)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,7 +475,13 @@ mod tests {
         assert_eq!(status(&te("gzip, chunked")), 501);
         assert_eq!(status(&te("chunked, gzip")), 400);
         assert_eq!(status(&te("chunked, chunked")), 400);
-        assert_eq!(status(&te("identity")), 501);
+        // A final coding other than chunked leaves the length unknown: 400 (RFC 9112 §6.3).
+        assert_eq!(status(&te("identity")), 400);
+        assert_eq!(status(&te("gzip")), 400);
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n"),
+            400
+        );
         assert_eq!(
             status("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"),
             400
@@ -485,6 +516,8 @@ mod tests {
         assert_eq!(status("GET / HTTP/2.0\r\nHost: x\r\n\r\n"), 505);
         assert_eq!(status("GET / HTTP/1.2\r\nHost: x\r\n\r\n"), 505);
         assert_eq!(status("GET / FOO\r\nHost: x\r\n\r\n"), 400);
+        assert_eq!(status("GET /foo bar/ HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
+        assert_eq!(status("GET /foo bar HTTP/2.0\r\nHost: x\r\n\r\n"), 400);
         assert_eq!(status("GET  / HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
         assert_eq!(status("G(T / HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
         assert_eq!(status("GET /\u{e9} HTTP/1.1\r\nHost: x\r\n\r\n"), 400);

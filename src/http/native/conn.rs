@@ -39,8 +39,9 @@ use crate::request::Request;
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 4096;
 
-/// Bodies up to this size are sent in the same write as the head.
-const COALESCE: usize = 32 * 1024;
+/// Largest body of an unrouted request (404, 405) that is read and dropped to keep the
+/// connection open; 64 KiB, what a few reads bring in, so draining it costs next to nothing.
+const DISCARD_MAX: usize = 64 * 1024;
 
 /// After deciding to close, how long to keep reading (and discarding) what the client still
 /// sends, so the response is not destroyed by a TCP reset.
@@ -159,16 +160,10 @@ impl Conn {
         let head = self.read_head().await?;
         let app = self.app.clone();
         let config = &app.config;
-        let has_body = head.body != BodyKind::Empty;
         let exchange = Exchange {
             head_request: head.method == "HEAD",
             http10: head.http10,
             keep_alive: head.keep_alive,
-        };
-        // Answers given without reading the body must close: nothing else safely skips it.
-        let unread = Exchange {
-            keep_alive: exchange.keep_alive && !has_body,
-            ..exchange
         };
         let expect_continue = head.expect_continue;
         let mut req = Request::new(
@@ -180,7 +175,12 @@ impl Conn {
         );
         let route_id = match app.route(&mut req) {
             Ok(id) => id,
-            Err(response) => return self.respond(response, unread).await,
+            Err(response) => {
+                let body = head.body;
+                return self
+                    .answer_unrouted(response, body, expect_continue, exchange)
+                    .await;
+            }
         };
         let limit = app.body_limit(route_id);
         // Counts this request's body against the server-wide body memory until the exchange
@@ -217,6 +217,57 @@ impl Conn {
             None => return Err(Stop::Quiet),
         };
         self.respond(response, exchange).await
+    }
+
+    /// Answers a request that routing answered itself (404, 405, `OPTIONS *`); `Ok(true)` if
+    /// the connection may carry another request.
+    ///
+    /// A body of at most [`DISCARD_MAX`] bytes is read and dropped after the answer, so a
+    /// small unrouted upload does not cost the connection (nginx and hyper do the same). A
+    /// larger, chunked or `100-continue` body closes it instead: nothing else safely skips it.
+    async fn answer_unrouted(
+        &mut self,
+        response: crate::Response,
+        body: BodyKind,
+        expect_continue: bool,
+        exchange: Exchange,
+    ) -> Result<bool, Stop> {
+        let discard = match body {
+            _ if expect_continue => None,
+            BodyKind::Empty => Some(0),
+            BodyKind::Length(n) if n <= DISCARD_MAX as u64 => Some(n as usize),
+            BodyKind::Length(_) | BodyKind::Chunked => None,
+        };
+        let Some(len) = discard else {
+            let unread = Exchange {
+                keep_alive: false,
+                ..exchange
+            };
+            return self.respond(response, unread).await;
+        };
+        if !self.respond(response, exchange).await? {
+            return Ok(false);
+        }
+        self.discard_body(len).await?;
+        Ok(true)
+    }
+
+    /// Reads and drops the next `len` bytes of the request body, waiting at most the body
+    /// timeout for each read.
+    async fn discard_body(&mut self, mut len: usize) -> Result<(), Stop> {
+        let idle = self.app.config.body_timeout;
+        loop {
+            let take = self.buf.len().min(len);
+            self.buf.drain(..take);
+            len -= take;
+            if len == 0 {
+                return Ok(());
+            }
+            match self.fill(Instant::now() + idle).await {
+                Ok(n) if n > 0 => {}
+                _ => return Err(Stop::Quiet),
+            }
+        }
     }
 
     /// Writes `response`; `Ok(true)` if the connection may carry another request.
@@ -326,25 +377,13 @@ impl Conn {
 
     /// Writes a prepared response: head, then body with its framing.
     async fn write_response(&mut self, out: Outgoing) -> io::Result<()> {
-        let Outgoing { mut head, body, .. } = out;
-        match body {
-            OutBody::Empty => self.write_all(&head).await,
-            OutBody::Full(bytes) if bytes.len() <= COALESCE => {
-                head.extend_from_slice(&bytes);
-                self.write_all(&head).await
-            }
-            OutBody::Full(bytes) => {
-                self.write_all(&head).await?;
-                self.write_all(&bytes).await
-            }
-            OutBody::Chunked(rx) => {
-                self.write_all(&head).await?;
-                self.write_stream(rx, true).await
-            }
-            OutBody::UntilClose(rx) => {
-                self.write_all(&head).await?;
-                self.write_stream(rx, false).await
-            }
+        let (first, rest) = out.into_first_write();
+        self.write_all(&first).await?;
+        match rest {
+            OutBody::Empty => Ok(()),
+            OutBody::Full(bytes) => self.write_all(&bytes).await,
+            OutBody::Chunked(rx) => self.write_stream(rx, true).await,
+            OutBody::UntilClose(rx) => self.write_stream(rx, false).await,
         }
     }
 
@@ -378,19 +417,12 @@ impl Conn {
             };
             let Some(chunk) = next else {
                 if chunked {
-                    self.write_all(b"0\r\n\r\n").await?;
+                    self.write_all(write::LAST_CHUNK).await?;
                 }
                 return Ok(());
             };
-            if chunked {
-                frame.clear();
-                let _ = write!(frame, "{:x}\r\n", chunk.len());
-                frame.extend_from_slice(&chunk);
-                frame.extend_from_slice(b"\r\n");
-                self.write_all(&frame).await?;
-            } else {
-                self.write_all(&chunk).await?;
-            }
+            write::frame_chunk(&mut frame, &chunk, chunked);
+            self.write_all(&frame).await?;
         }
     }
 

@@ -187,9 +187,15 @@ mod tests {
             ],
         );
         assert_eq!(status(&te_and_cl), 400);
-        // As in the native front end: an unknown coding is 501, chunked not last is 400.
+        // As in the native front end: a final coding other than chunked is 400, chunked not
+        // last is 400, an unknown coding before a final chunked is 501.
         let gzip = request("POST", &[("Host", "x"), ("Transfer-Encoding", "gzip")]);
-        assert_eq!(status(&gzip), 501);
+        assert_eq!(status(&gzip), 400);
+        let gzip_chunked = request(
+            "POST",
+            &[("Host", "x"), ("Transfer-Encoding", "gzip, chunked")],
+        );
+        assert_eq!(status(&gzip_chunked), 501);
         let not_last = request(
             "POST",
             &[("Host", "x"), ("Transfer-Encoding", "chunked, chunked")],

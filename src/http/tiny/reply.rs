@@ -29,9 +29,6 @@ use crate::response::{Body, Response};
 /// allocation is virtual memory that the drain touches only as data arrives.
 const DRAIN_ALLOC_MAX: usize = 64 * 1024 * 1024;
 
-/// Bodies up to this size are written in one piece with the head.
-const COALESCE: usize = 64 * 1024;
-
 /// Requests whose body reader was leaked to avoid tiny_http's drain allocation.
 static LEAKED: AtomicU64 = AtomicU64::new(0);
 
@@ -121,24 +118,16 @@ fn respond_blocking(
 
 /// Writes a prepared response: head and body, flushing after each streamed chunk.
 fn write_out(writer: &mut dyn Write, out: Outgoing, stall: Duration) -> io::Result<()> {
-    let Outgoing { mut head, body, .. } = out;
-    match body {
-        OutBody::Empty => writer.write_all(&head)?,
-        OutBody::Full(bytes) if bytes.len() <= COALESCE => {
-            head.extend_from_slice(&bytes);
-            writer.write_all(&head)?;
-        }
-        OutBody::Full(bytes) => {
-            writer.write_all(&head)?;
-            writer.write_all(&bytes)?;
-        }
+    let (first, rest) = out.into_first_write();
+    writer.write_all(&first)?;
+    match rest {
+        OutBody::Empty => {}
+        OutBody::Full(bytes) => writer.write_all(&bytes)?,
         OutBody::Chunked(rx) => {
-            writer.write_all(&head)?;
             writer.flush()?;
             write_stream(writer, &rx, stall, true)?;
         }
         OutBody::UntilClose(rx) => {
-            writer.write_all(&head)?;
             writer.flush()?;
             write_stream(writer, &rx, stall, false)?;
         }
@@ -159,19 +148,12 @@ fn write_stream(
 ) -> io::Result<()> {
     let mut frame = Vec::new();
     while let Some(chunk) = next_chunk(rx, stall)? {
-        if chunked {
-            frame.clear();
-            let _ = write!(frame, "{:x}\r\n", chunk.len());
-            frame.extend_from_slice(&chunk);
-            frame.extend_from_slice(b"\r\n");
-            writer.write_all(&frame)?;
-        } else {
-            writer.write_all(&chunk)?;
-        }
+        write::frame_chunk(&mut frame, &chunk, chunked);
+        writer.write_all(&frame)?;
         writer.flush()?;
     }
     if chunked {
-        writer.write_all(b"0\r\n\r\n")?;
+        writer.write_all(write::LAST_CHUNK)?;
     }
     Ok(())
 }
