@@ -49,7 +49,8 @@ echo '```'
 echo
 
 echo "Building (release)..." >&2
-cargo build --release --quiet --bin steadyloop --example stall_bench --example footprint
+# The demo binary and the benchmark tools (bench/, a non-default workspace member).
+cargo build --release --quiet --workspace
 if [ "$anchor" = 1 ]; then
     cargo build --release --quiet --manifest-path "$anchor_dir/Cargo.toml"
 fi
@@ -81,7 +82,7 @@ fi
 
 echo "## Footprint and light throughput"
 echo
-footprint=("$target/release/examples/footprint" --bin "$target/release/steadyloop" "${anchor_flag[@]}")
+footprint=("$target/release/footprint" --bin "$target/release/steadyloop" "${anchor_flag[@]}")
 if [ "$smoke" = 1 ]; then
     footprint+=(--repeats 1 --load-secs 2 --offload-ops 5000 --offload-repeats 3)
 fi
@@ -97,7 +98,7 @@ variants=inline,offload,offload-normal-prio
 if [ "$anchor" = 1 ]; then
     variants+=,axum,axum-inline
 fi
-stall=("$target/release/examples/stall_bench" --variants "$variants")
+stall=("$target/release/stall_bench" --variants "$variants")
 if [ "$smoke" = 1 ]; then
     stall+=(--runs 1 --baseline-secs 1 --heavy-secs 3 --probe-delay-secs 0.5 --probe-secs 2)
 fi

@@ -4,7 +4,8 @@
 //! connections are answered, and a set of hardening cases.
 //!
 //! Run `scripts/frontend-compare.sh` (builds the demo with `--features tiny_http`, then runs
-//! this with its path), or `cargo run --release --example frontend_compare -- DEMO [RUNS]`.
+//! this with its path), or `cargo run --release -p steadyloop-bench --bin frontend_compare --
+//! DEMO [RUNS]` (DEMO defaults to `$STEADYLOOP_DEMO_BIN`, else `target/release/steadyloop`).
 //! Each measurement runs RUNS times (default 3), alternating front ends; medians and ranges
 //! are printed, because a shared machine is noisy.
 
@@ -306,6 +307,7 @@ fn main() -> io::Result<()> {
     let mut args = std::env::args().skip(1);
     let bin = args
         .next()
+        .or_else(|| std::env::var(steadyloop_bench::server::DEMO_ENV).ok())
         .unwrap_or_else(|| "target/release/steadyloop".into());
     let runs: usize = args.next().and_then(|r| r.parse().ok()).unwrap_or(3);
     println!("demo binary: {bin}; {runs} run(s) per figure, median (min-max)\n");

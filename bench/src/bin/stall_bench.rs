@@ -1,12 +1,12 @@
 //! The stall scenario from DESIGN.md, measured: does a light route stay fast while a heavy route
 //! saturates the CPU?
 //!
-//! Run: `cargo run --release --example stall_bench` (about 5 minutes with the defaults;
-//! `--help` lists the flags; `--anchor axum` adds the axum + tokio anchor, built with
-//! `cargo build --release --manifest-path bench/anchors/axum/Cargo.toml`).
+//! Run: `cargo build --release --workspace && target/release/stall_bench` (about 5 minutes with
+//! the defaults; `--help` lists the flags; `--anchor axum` adds the axum + tokio anchor, built
+//! with `cargo build --release --manifest-path bench/anchors/axum/Cargo.toml`).
 //!
-//! Each run of each variant starts the server in a child process (this binary re-executed in
-//! `serve` mode, or the anchor), then:
+//! Each run of each variant starts the server in a child process (the demo binary,
+//! `target/release/steadyloop`, or the anchor), then:
 //! 1. **unloaded**: one connection probes `GET /healthz` open-loop at `--rate` req/s for
 //!    `--baseline-secs`;
 //! 2. **loaded**: `--heavy-conns` keep-alive connections hammer the heavy route closed-loop for
@@ -19,23 +19,20 @@
 //! the fix), `offload-normal-prio` (pool workers at the loop's priority), `axum`
 //! (`spawn_blocking`), `axum-inline`.
 
-#[path = "../src/demo/mod.rs"]
-#[allow(dead_code)] // The demo binary's logger is not used here.
-mod demo;
-#[path = "../bench/support/mod.rs"]
-mod support;
-
 use std::error::Error;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::client::Client;
-use support::flags::Flags;
-use support::procfs::Sampler;
-use support::server::{ServerProcess, Target};
-use support::stats::{ms, percentile, print_table, Spread};
+use steadyloop_bench::client::Client;
+use steadyloop_bench::flags::Flags;
+use steadyloop_bench::procfs::Sampler;
+use steadyloop_bench::server::{demo_binary, ServerProcess, Target};
+use steadyloop_bench::stats::{ms, percentile, print_table, Spread};
+
+/// The demo's default report size (`GET /report` without `rows`).
+const DEFAULT_ROWS: usize = 20_000;
 
 /// The `--help` text.
 const USAGE: &str = "stall_bench: light-route latency while a heavy route saturates the CPU
@@ -46,6 +43,8 @@ Usage: stall_bench [--FLAG VALUE]...
                          axum-inline [inline,offload,offload-normal-prio]
   --anchor axum          also run the `axum` variant (needs the anchor built)
   --anchor-bin PATH      the anchor binary [bench/anchors/axum/target/release/axum-anchor]
+  --bin PATH             the steadyloop demo binary [$STEADYLOOP_DEMO_BIN, else
+                         steadyloop next to this tool, e.g. target/release/steadyloop]
   --rows N               rows per heavy report (~1 us CPU each) [20000]
   --heavy-conns N        closed-loop connections on the heavy route [8]
   --heavy-secs S         heavy load duration [14]
@@ -54,7 +53,6 @@ Usage: stall_bench [--FLAG VALUE]...
   --baseline-secs S      probe duration, unloaded [8]
   --rate R               probe requests per second [100]
   --server-args ARGS     extra steadyloop settings, e.g. \"--workers 2 --queue 16\"
-  serve [--KEY VALUE]... (internal) run the demo app with steadyloop settings
 ";
 
 /// What to measure and how long.
@@ -66,6 +64,8 @@ struct Options {
     variants: Vec<String>,
     /// Path of the axum anchor, if given.
     anchor_bin: Option<String>,
+    /// Path of the demo binary, if given.
+    demo_bin: Option<String>,
     /// Extra settings for steadyloop variants.
     server_args: Vec<String>,
     /// Rows per heavy report.
@@ -109,9 +109,6 @@ struct RunResult {
 
 fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("serve") {
-        return support::server::serve(&args[1..], demo::app());
-    }
     let Some(options) = options(&args)? else {
         print!("{USAGE}");
         return Ok(());
@@ -173,12 +170,13 @@ fn options(args: &[String]) -> Result<Option<Options>, String> {
         runs: flags.take("runs", 3)?,
         variants,
         anchor_bin: flags.take_opt("anchor-bin"),
+        demo_bin: flags.take_opt("bin"),
         server_args: flags
             .take("server-args", String::new())?
             .split_whitespace()
             .map(String::from)
             .collect(),
-        rows: flags.take("rows", demo::DEFAULT_ROWS)?,
+        rows: flags.take("rows", DEFAULT_ROWS)?,
         heavy_conns: flags.take("heavy-conns", 8)?,
         heavy: flags.take_secs("heavy-secs", 14.0)?,
         probe_delay: flags.take_secs("probe-delay-secs", 2.0)?,
@@ -197,12 +195,16 @@ fn options(args: &[String]) -> Result<Option<Options>, String> {
 fn target(variant: &str, options: &Options) -> Result<(Target, String), Box<dyn Error>> {
     let rows = options.rows;
     let mut settings = options.server_args.clone();
+    let demo = || demo_binary(options.demo_bin.clone());
     let (target, path) = match variant {
-        "inline" => (Target::steadyloop(variant, &settings)?, "/report/inline"),
-        "offload" => (Target::steadyloop(variant, &settings)?, "/report"),
+        "inline" => (
+            Target::steadyloop(variant, demo()?, &settings),
+            "/report/inline",
+        ),
+        "offload" => (Target::steadyloop(variant, demo()?, &settings), "/report"),
         "offload-normal-prio" => {
             settings.extend(["--low-priority-workers".into(), "false".into()]);
-            (Target::steadyloop(variant, &settings)?, "/report")
+            (Target::steadyloop(variant, demo()?, &settings), "/report")
         }
         "axum" => (
             Target::axum(variant, options.anchor_bin.clone())?,

@@ -1,23 +1,48 @@
-//! The server under test as a child process, so its memory and threads are its own; and the
-//! `serve` mode the tools re-execute themselves in to run steadyloop's demo app.
+//! The server under test as a child process, so its memory and threads are its own: steadyloop's
+//! demo binary (`target/release/steadyloop`, the service `cargo run --release` starts) or the
+//! axum anchor.
 
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use steadyloop::{Config, Router, Server};
-
-use super::flags::Flags;
-use super::procfs::ProcStatus;
+use crate::procfs::ProcStatus;
 
 /// Where the axum anchor's binary is when built with
 /// `cargo build --release --manifest-path bench/anchors/axum/Cargo.toml`.
 pub const AXUM_ANCHOR: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/bench/anchors/axum/target/release/axum-anchor"
+    "/anchors/axum/target/release/axum-anchor"
 );
+
+/// The environment variable that names the demo binary, when no `--bin` flag does.
+pub const DEMO_ENV: &str = "STEADYLOOP_DEMO_BIN";
+
+/// The demo binary to run: `flag` if given, else `$STEADYLOOP_DEMO_BIN`, else `steadyloop` next
+/// to this tool's own executable (both land in `target/release/` with
+/// `cargo build --release --workspace`).
+///
+/// # Errors
+///
+/// If the binary is missing, with the command that builds it.
+pub fn demo_binary(flag: Option<String>) -> Result<PathBuf, String> {
+    let program = match flag.or_else(|| std::env::var(DEMO_ENV).ok()) {
+        Some(path) => PathBuf::from(path),
+        None => std::env::current_exe()
+            .map_err(|e| format!("cannot find this tool's own path: {e}"))?
+            .with_file_name("steadyloop"),
+    };
+    if !program.exists() {
+        return Err(format!(
+            "demo binary {} not found; build it with `cargo build --release` at the repository \
+             root, or name it with --bin PATH or {DEMO_ENV}",
+            program.display()
+        ));
+    }
+    Ok(program)
+}
 
 /// How to start one server under test.
 #[derive(Debug, Clone)]
@@ -31,16 +56,14 @@ pub struct Target {
 }
 
 impl Target {
-    /// steadyloop's demo app: this very binary re-executed in `serve` mode with `settings`
-    /// (`--key value` pairs from steadyloop's `SETTINGS`).
-    pub fn steadyloop(name: &str, settings: &[String]) -> io::Result<Target> {
-        let mut args = vec!["serve".to_string()];
-        args.extend(settings.iter().cloned());
-        Ok(Target {
+    /// steadyloop's demo binary at `program`, started with `settings` (`--key value` flags, the
+    /// demo's own; `steadyloop --help` lists them).
+    pub fn steadyloop(name: &str, program: PathBuf, settings: &[String]) -> Target {
+        Target {
             name: name.to_string(),
-            program: std::env::current_exe()?,
-            args,
-        })
+            program,
+            args: settings.to_vec(),
+        }
     }
 
     /// The axum anchor from `path`, or from [`AXUM_ANCHOR`].
@@ -62,15 +85,6 @@ impl Target {
             program,
             args: Vec::new(),
         })
-    }
-
-    /// Any server binary that takes `--addr` and prints `http://ADDR` on its first stdout line.
-    pub fn binary(name: &str, path: &str) -> Target {
-        Target {
-            name: name.to_string(),
-            program: PathBuf::from(path),
-            args: Vec::new(),
-        }
     }
 }
 
@@ -148,22 +162,4 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The `serve` mode: runs `app` with settings from `args` (`--key value` or `--key=value`, keys
-/// from steadyloop's `SETTINGS`), printing `listening on http://ADDR` once bound.
-///
-/// # Errors
-///
-/// For a bad setting, a failed bind, or a server error.
-pub fn serve(args: &[String], app: Router) -> Result<(), Box<dyn std::error::Error>> {
-    let mut config = Config::default();
-    let flags = Flags::parse(args)?.ok_or("serve: --help is not a setting")?;
-    for (key, value) in flags.into_pairs() {
-        config.set(&key, &value)?;
-    }
-    let server = Server::builder().config(config).build(app)?;
-    println!("listening on http://{}", server.local_addr());
-    io::stdout().flush()?;
-    Ok(server.run()?)
 }

@@ -2,12 +2,12 @@
 //! and threads with many idle keep-alive connections, light-route req/s, and the round-trip
 //! cost of offloading a tiny job.
 //!
-//! Run: `cargo run --release --example footprint` (`--help` lists the flags; `--anchor axum`
-//! measures the axum + tokio anchor side by side, built with
+//! Run: `cargo build --release --workspace && target/release/footprint` (`--help` lists the
+//! flags; `--anchor axum` measures the axum + tokio anchor side by side, built with
 //! `cargo build --release --manifest-path bench/anchors/axum/Cargo.toml`).
 //!
-//! Every repeat starts a fresh server process (this binary re-executed in `serve` mode, or the
-//! binary given with `--bin`, e.g. `target/release/steadyloop`) and measures, in order:
+//! Every repeat starts a fresh server process (the demo binary, `target/release/steadyloop`, or
+//! the one given with `--bin`) and measures, in order:
 //! 1. start: from spawning the process to the first `GET /healthz` answer;
 //! 2. idle: RSS, RssAnon, PSS and threads after that one request and `--settle-ms`;
 //! 3. idle connections: RSS, RssAnon and threads with `--idle-conns` keep-alive connections
@@ -18,12 +18,6 @@
 //! Then the offload round trip: `--offload-ops` tiny jobs (`offload(|| 1)`) awaited one after
 //! another from the loop, `--offload-repeats` times (the anchor: `spawn_blocking(|| 1)`).
 
-#[path = "../src/demo/mod.rs"]
-#[allow(dead_code)] // The demo binary's logger is not used here.
-mod demo;
-#[path = "../bench/support/mod.rs"]
-mod support;
-
 use std::error::Error;
 use std::net::SocketAddr;
 use std::process::Command;
@@ -32,10 +26,11 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::client::Client;
-use support::flags::Flags;
-use support::server::{ServerProcess, Target};
-use support::stats::{ms, print_table, Spread};
+use steadyloop_bench::client::Client;
+use steadyloop_bench::flags::Flags;
+use steadyloop_bench::procfs;
+use steadyloop_bench::server::{demo_binary, ServerProcess, Target};
+use steadyloop_bench::stats::{ms, print_table, Spread};
 
 /// The `--help` text.
 const USAGE: &str = "footprint: start time, memory, threads, light req/s, offload cost
@@ -44,8 +39,8 @@ Usage: footprint [--FLAG VALUE]...
   --repeats N          fresh server processes per target; medians and min-max [5]
   --anchor axum        also measure the axum anchor (needs it built)
   --anchor-bin PATH    the anchor binary [bench/anchors/axum/target/release/axum-anchor]
-  --bin PATH           run this steadyloop binary (e.g. target/release/steadyloop) instead of
-                       re-executing this tool in serve mode
+  --bin PATH           the steadyloop demo binary [$STEADYLOOP_DEMO_BIN, else steadyloop
+                       next to this tool, e.g. target/release/steadyloop]
   --settle-ms MS       pause before the idle reading [300]
   --idle-conns N       idle keep-alive connections to open [1000]
   --load-conns N       keep-alive connections for the light load [32]
@@ -53,7 +48,6 @@ Usage: footprint [--FLAG VALUE]...
   --load TOOL          wrk, builtin or auto (wrk if installed) [auto]
   --offload-ops N      tiny jobs per offload repeat [20000]
   --offload-repeats N  offload repeats [5]
-  serve [--KEY VALUE]... (internal) run the demo app with steadyloop settings
   offload-bench ...    (internal) time the offload round trip in this process
 ";
 
@@ -82,10 +76,8 @@ struct Sample {
 
 fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("serve") => return support::server::serve(&args[1..], demo::app()),
-        Some("offload-bench") => return offload_bench(&args[1..]),
-        _ => {}
+    if args.first().map(String::as_str) == Some("offload-bench") {
+        return offload_bench(&args[1..]);
     }
     let Some(mut flags) = Flags::parse(&args)? else {
         print!("{USAGE}");
@@ -110,10 +102,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         other => return Err(format!("--load: unknown tool {other:?}").into()),
     };
 
-    let mut targets = vec![match &bin {
-        Some(path) => Target::binary("steadyloop", path),
-        None => Target::steadyloop("steadyloop", &[])?,
-    }];
+    let mut targets = vec![Target::steadyloop("steadyloop", demo_binary(bin)?, &[])];
     match anchor.as_deref() {
         None => {}
         Some("axum") => targets.push(Target::axum("axum", anchor_bin)?),
@@ -185,7 +174,8 @@ fn offload_row(
 ) -> Result<Vec<String>, Box<dyn Error>> {
     let mut row = vec!["offload round trip (tiny job), ns/op".to_string()];
     for target in targets {
-        // steadyloop's is this tool itself (even with --bin); the anchor has its own mode.
+        // steadyloop's is timed by this tool itself (it links the library); the anchor has its
+        // own mode.
         let program = if target.name == "steadyloop" {
             std::env::current_exe()?
         } else {
@@ -230,7 +220,7 @@ fn measure(
 
     thread::sleep(settle);
     let idle = server.status()?;
-    let idle_pss = support::procfs::pss_kb(server.pid())?;
+    let idle_pss = procfs::pss_kb(server.pid())?;
 
     // Idle keep-alive connections, each served once so the server holds it as a connection.
     let mut conns = Vec::with_capacity(idle_conns);
