@@ -98,19 +98,19 @@ impl Error {
     /// body; every 500, an [`Error::Status`] one included, is logged here with its detail, so a
     /// 500 is logged once whichever way it reaches the client.
     pub fn into_response(self) -> Response {
-        let code = self.status_code();
-        if code == 500 {
-            log::error!("answering 500: {self}");
-        }
         if let Some(after) = self.retry_hint() {
             return Response::unavailable(after, &self.to_string());
         }
-        let body = match self {
-            Error::Status(_, message) => message,
-            internal if internal.is_internal() => INTERNAL_BODY.to_string(),
-            other => other.to_string(),
-        };
-        Response::text(format!("{body}\n")).with_status(code)
+        match self {
+            Error::Status(code, message) => {
+                if code == 500 {
+                    log::error!("answering 500: {message}");
+                }
+                Response::text(format!("{message}\n")).with_status(code)
+            }
+            internal if internal.is_internal() => internal_error(&internal),
+            other => Response::text(format!("{other}\n")).with_status(other.status_code()),
+        }
     }
 
     /// Returns how long the client should wait before retrying, for overload errors.
@@ -145,8 +145,12 @@ impl Error {
     }
 }
 
-/// The body of every 500 that is not an [`Error::Status`].
-const INTERNAL_BODY: &str = "internal server error";
+/// Logs `detail` and returns the 500 the client gets instead: a generic body, since the detail
+/// is the server's business. Every 500 the server builds itself goes through here.
+pub(crate) fn internal_error(detail: &dyn fmt::Display) -> Response {
+    log::error!("answering 500: {detail}");
+    Response::text("internal server error\n").with_status(500)
+}
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

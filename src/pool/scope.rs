@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use super::ClassHandle;
+use super::class::ClassHandle;
 use crate::observe::monitor::Monitor;
 
 thread_local! {

@@ -80,8 +80,6 @@ enum TaskState<T> {
         deadline: Instant,
         /// Wakes the task at the deadline; created on first poll.
         timer: Option<Timer>,
-        /// Set by `detach`: the job keeps running when the task is dropped.
-        detached: bool,
     },
 }
 
@@ -105,6 +103,8 @@ struct Slot<T> {
     result: Option<Result<T>>,
     /// The task to wake when the outcome is set.
     waker: Option<Waker>,
+    /// Set by [`Task::detach`]: nobody reads the outcome, so a failure is logged instead.
+    detached: bool,
 }
 
 impl<T> Job<T> {
@@ -116,6 +116,7 @@ impl<T> Job<T> {
                 waited: Duration::ZERO,
                 result: None,
                 waker: None,
+                detached: false,
             }),
             token: CancelToken::default(),
             id,
@@ -129,10 +130,15 @@ impl<T> Job<T> {
         slot.waited = waited;
     }
 
-    /// Stores the outcome and wakes the task.
+    /// Stores the outcome and wakes the task; logs a failure nobody will read.
     fn finish(&self, result: Result<T>) {
         let waker = {
             let mut slot = lock(&self.slot);
+            if slot.detached {
+                if let Err(err) = &result {
+                    log::error!("detached pool job failed: {err}");
+                }
+            }
             slot.result = Some(result);
             slot.waker.take()
         };
@@ -173,7 +179,6 @@ where
             class,
             deadline,
             timer: None,
-            detached: false,
         },
     }
 }
@@ -212,9 +217,15 @@ impl<T> Task<T> {
     /// Lets the job run to completion without anyone waiting for its result.
     ///
     /// A detached job still counts against its class's limits; if it was shed, nothing happens.
-    pub fn detach(mut self) {
-        if let TaskState::Submitted { detached, .. } = &mut self.state {
-            *detached = true;
+    /// If it fails later (it panics or expires in the queue), the error is logged, since nobody
+    /// else will see it.
+    pub fn detach(self) {
+        if let TaskState::Submitted { job, .. } = &self.state {
+            let mut slot = lock(&job.slot);
+            match &slot.result {
+                Some(Err(err)) => log::error!("detached pool job failed: {err}"),
+                _ => slot.detached = true,
+            }
         }
     }
 }
@@ -269,18 +280,12 @@ impl<T> Future for Task<T> {
 
 impl<T> Drop for Task<T> {
     fn drop(&mut self) {
-        if let TaskState::Submitted {
-            job,
-            class,
-            detached,
-            ..
-        } = &self.state
-        {
-            if *detached {
-                return;
-            }
-            if lock(&job.slot).result.is_some() {
-                return;
+        if let TaskState::Submitted { job, class, .. } = &self.state {
+            {
+                let slot = lock(&job.slot);
+                if slot.detached || slot.result.is_some() {
+                    return;
+                }
             }
             if !class.remove_cancelled(job.id) {
                 job.token.cancel();
