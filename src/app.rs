@@ -17,7 +17,7 @@ use crate::observe::metrics::RequestMetrics;
 use crate::observe::monitor::Monitor;
 use crate::observe::probes;
 use crate::pool::scope::{RequestScope, Scoped};
-use crate::pool::{self, panic_message, Class};
+use crate::pool::{self, panic_message, ClassHandle};
 use crate::request::Request;
 use crate::response::{IntoResponse, Response};
 use crate::router::{Handler, Lookup, Router};
@@ -27,9 +27,9 @@ pub(crate) struct App {
     /// The route table.
     pub(crate) router: Router,
     /// The pool class of each route, by route id.
-    route_classes: Vec<Arc<Class>>,
+    route_classes: Vec<ClassHandle>,
     /// Every pool class, the default one first.
-    pub(crate) classes: Vec<Arc<Class>>,
+    pub(crate) classes: Vec<ClassHandle>,
     /// The settings.
     pub(crate) config: Config,
     /// Closed when a graceful shutdown begins; connections wait on it while idle.
@@ -115,9 +115,9 @@ impl App {
         closed_tx: async_channel::Sender<()>,
     ) -> Result<App> {
         config.validate()?;
-        let default = Class::new("default", config.pool.clone(), config.low_priority_workers);
+        let default = ClassHandle::new("default", config.pool.clone(), config.low_priority_workers);
         let mut classes = vec![default.clone()];
-        let mut by_name: HashMap<String, Arc<Class>> = HashMap::new();
+        let mut by_name: HashMap<String, ClassHandle> = HashMap::new();
         for (name, class_config) in declared {
             class_config.validate(&name)?;
             if name == "default" || by_name.contains_key(&name) {
@@ -125,7 +125,7 @@ impl App {
                     "pool class `{name}` is declared twice"
                 )));
             }
-            let class = Class::new(&name, class_config, config.low_priority_workers);
+            let class = ClassHandle::new(&name, class_config, config.low_priority_workers);
             by_name.insert(name, class.clone());
             classes.push(class);
         }
@@ -255,9 +255,9 @@ impl App {
                         .catch_unwind()
                         .await;
                     outcome.unwrap_or_else(|payload| {
+                        // `into_response` logs the 500 with this detail.
                         let message = panic_message(payload.as_ref());
-                        log::error!("handler {label} panicked: {message}");
-                        Error::HandlerPanicked(message).into_response()
+                        Error::HandlerPanicked(format!("{label}: {message}")).into_response()
                     })
                 }
                 Handler::Blocking(handler) => pool::submit(class, move |_token| handler(req))

@@ -1,10 +1,14 @@
-//! The crate's error type.
+//! The crate's error type, the response each error is answered with, and the text of a panic.
+//!
+//! [`Error::into_response`] is the one place an error becomes a response: the [`IntoResponse`]
+//! impls call it, and it logs every 500 with its detail while the client gets a generic body.
 
+use std::any::Any;
 use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use crate::response::Response;
+use crate::response::{IntoResponse, Response};
 
 /// A `Result` whose error defaults to [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -38,6 +42,14 @@ pub enum Error {
     /// The job or handler panicked; the text is the panic message. Answered with 500; the message is
     /// logged, never sent to the client.
     HandlerPanicked(String),
+    /// The producer of a streamed response body sent nothing for this long while the server had
+    /// to collect the whole body first (an HTTP/1.0 client on the tiny_http front end). Answered
+    /// with 500.
+    StreamStalled(Duration),
+    /// The server's thread panicked or ended before it was ready; the text says which. Returned
+    /// by [`ServerBuilder::spawn`](crate::ServerBuilder::spawn) and
+    /// [`ServerHandle::join`](crate::ServerHandle::join), never sent to a client.
+    ServerThread(String),
     /// The work was cancelled before it finished (client gone, shutdown). Answered with 503.
     Cancelled,
     /// The request ran past its route's deadline. Answered with 504.
@@ -71,31 +83,34 @@ impl Error {
             Error::Overloaded { .. } | Error::QueueTimeout { .. } | Error::Cancelled => 503,
             Error::Timeout => 504,
             Error::Status(code, _) => *code,
-            Error::Io(_) | Error::Config(_) | Error::HandlerPanicked(_) => 500,
+            Error::Io(_)
+            | Error::Config(_)
+            | Error::HandlerPanicked(_)
+            | Error::StreamStalled(_)
+            | Error::ServerThread(_) => 500,
         }
     }
 
     /// Turns the error into the response the server sends for it.
     ///
-    /// 503s carry `Retry-After` (whole seconds, at least 1). Internal errors (I/O, panics,
-    /// configuration) are answered with a generic body; their details go to the log instead.
+    /// Overload and cancellation answer 503 with `Retry-After` (whole seconds, at least 1).
+    /// Internal errors (I/O, panics, configuration, a stalled stream) are answered with a generic
+    /// body; every 500, an [`Error::Status`] one included, is logged here with its detail, so a
+    /// 500 is logged once whichever way it reaches the client.
     pub fn into_response(self) -> Response {
-        let code = self.status_code();
-        let body = match &self {
-            Error::Status(_, message) => format!("{message}\n"),
-            Error::Io(_) | Error::Config(_) | Error::HandlerPanicked(_) => {
-                "internal server error\n".to_string()
-            }
-            other => format!("{other}\n"),
-        };
-        let mut response = Response::text(body).with_status(code);
-        if let Some(after) = self.retry_after() {
-            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
-            response = response.with_header("Retry-After", secs.max(1).to_string());
-        } else if matches!(self, Error::Cancelled) {
-            response = response.with_header("Retry-After", "1");
+        if let Some(after) = self.retry_hint() {
+            return Response::unavailable(after, &self.to_string());
         }
-        response
+        match self {
+            Error::Status(code, message) => {
+                if code == 500 {
+                    log::error!("answering 500: {message}");
+                }
+                Response::text(format!("{message}\n")).with_status(code)
+            }
+            internal if internal.is_internal() => internal_error(&internal),
+            other => Response::text(format!("{other}\n")).with_status(other.status_code()),
+        }
     }
 
     /// Returns how long the client should wait before retrying, for overload errors.
@@ -107,6 +122,34 @@ impl Error {
             _ => None,
         }
     }
+
+    /// Returns the `Retry-After` the response carries: the class's estimate for overload, one
+    /// second for cancelled work.
+    fn retry_hint(&self) -> Option<Duration> {
+        match self {
+            Error::Cancelled => Some(Duration::from_secs(1)),
+            other => other.retry_after(),
+        }
+    }
+
+    /// Returns `true` for errors whose detail is the server's business, not the client's.
+    fn is_internal(&self) -> bool {
+        matches!(
+            self,
+            Error::Io(_)
+                | Error::Config(_)
+                | Error::HandlerPanicked(_)
+                | Error::StreamStalled(_)
+                | Error::ServerThread(_)
+        )
+    }
+}
+
+/// Logs `detail` and returns the 500 the client gets instead: a generic body, since the detail
+/// is the server's business. Every 500 the server builds itself goes through here.
+pub(crate) fn internal_error(detail: &dyn fmt::Display) -> Response {
+    log::error!("answering 500: {detail}");
+    Response::text("internal server error\n").with_status(500)
 }
 
 impl fmt::Display for Error {
@@ -121,6 +164,10 @@ impl fmt::Display for Error {
                 write!(f, "overloaded: job waited too long in pool class `{class}`")
             }
             Error::HandlerPanicked(message) => write!(f, "handler panicked: {message}"),
+            Error::StreamStalled(idle) => {
+                write!(f, "streamed body producer sent nothing for {idle:?}")
+            }
+            Error::ServerThread(message) => write!(f, "server thread failed: {message}"),
             Error::Cancelled => write!(f, "cancelled"),
             Error::Timeout => write!(f, "request deadline exceeded"),
             Error::Status(code, message) => write!(f, "{code}: {message}"),
@@ -140,6 +187,32 @@ impl std::error::Error for Error {
 impl From<io::Error> for Error {
     fn from(err: io::Error) -> Error {
         Error::Io(err)
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        Error::into_response(self)
+    }
+}
+
+impl<T: IntoResponse> IntoResponse for Result<T, Error> {
+    fn into_response(self) -> Response {
+        match self {
+            Ok(value) => value.into_response(),
+            Err(err) => Error::into_response(err),
+        }
+    }
+}
+
+/// Extracts the text of a panic payload (a caught panic, or a joined thread that panicked).
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
     }
 }
 
@@ -163,5 +236,42 @@ mod tests {
         let response = Error::HandlerPanicked("secret".into()).into_response();
         assert_eq!(response.status(), 500);
         assert!(!String::from_utf8_lossy(response.body_bytes()).contains("secret"));
+    }
+
+    #[test]
+    fn internal_errors_get_the_generic_body_and_status_errors_their_own() {
+        for err in [
+            Error::StreamStalled(Duration::from_secs(10)),
+            Error::ServerThread("boom".into()),
+            Error::Config("bad".into()),
+        ] {
+            let response = err.into_response();
+            assert_eq!(response.status(), 500);
+            assert_eq!(response.body_bytes(), b"internal server error\n");
+        }
+        let response = Error::status(500, "disk full").into_response();
+        assert_eq!(response.body_bytes(), b"disk full\n");
+        let response = Error::status(503, "later").into_response();
+        assert_eq!(response.header("retry-after"), None);
+    }
+
+    #[test]
+    fn cancelled_is_the_unavailable_response_with_one_second() {
+        let response = Error::Cancelled.into_response();
+        let expected = Response::unavailable(Duration::from_secs(1), "cancelled");
+        assert_eq!(response.status(), expected.status());
+        assert_eq!(
+            response.headers().collect::<Vec<_>>(),
+            expected.headers().collect::<Vec<_>>()
+        );
+        assert_eq!(response.body_bytes(), expected.body_bytes());
+    }
+
+    #[test]
+    fn panic_message_reads_str_and_string_payloads() {
+        let payload = std::panic::catch_unwind(|| panic!("plain")).unwrap_err();
+        assert_eq!(panic_message(payload.as_ref()), "plain");
+        let payload = std::panic::catch_unwind(|| panic!("{}", 42)).unwrap_err();
+        assert_eq!(panic_message(payload.as_ref()), "42");
     }
 }

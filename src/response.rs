@@ -1,8 +1,8 @@
 //! The response type handlers return, and the conversions into it.
 
 use std::fmt;
+use std::time::Duration;
 
-use crate::error::Error;
 use crate::http::h1::grammar::{is_field_value, is_token};
 
 /// An HTTP response: a status, headers and a body (whole, or streamed through a channel).
@@ -115,6 +115,18 @@ impl Response {
         let mut response = Response::new(200);
         response.body = Body::Stream(rx);
         (BodySender { tx }, response)
+    }
+
+    /// Creates a `503 Service Unavailable` response with `message` as its plain-text body and
+    /// `Retry-After` set to `retry_after` in whole seconds, rounded up, at least 1.
+    ///
+    /// Every 503 the server builds goes through here: pool shedding, body memory, a busy or
+    /// stopping front end, readiness, and (checked by a test) the canned connection-cap bytes.
+    pub(crate) fn unavailable(retry_after: Duration, message: &str) -> Response {
+        let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        Response::text(format!("{message}\n"))
+            .with_status(503)
+            .with_header("Retry-After", secs.max(1).to_string())
     }
 
     /// Sets the status code.
@@ -277,7 +289,8 @@ impl fmt::Debug for BodySender {
 
 /// Conversion of a handler's return value into a [`Response`].
 ///
-/// Implemented for [`Response`], `&'static str` and `String` (200, plain text), [`Error`], and
+/// Implemented for [`Response`], `&'static str` and `String` (200, plain text),
+/// [`Error`](crate::Error) (through [`Error::into_response`](crate::Error::into_response)), and
 /// `Result<T, Error>` for any `T` that converts, so handlers can use `?` and return `Ok(...)`.
 pub trait IntoResponse {
     /// Converts `self` into a response.
@@ -302,26 +315,6 @@ impl IntoResponse for String {
     }
 }
 
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        Error::into_response(self)
-    }
-}
-
-impl<T: IntoResponse> IntoResponse for Result<T, Error> {
-    fn into_response(self) -> Response {
-        match self {
-            Ok(value) => value.into_response(),
-            Err(err) => {
-                if err.status_code() == 500 {
-                    log::error!("handler error: {err}");
-                }
-                Error::into_response(err)
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,6 +334,16 @@ mod tests {
         let response = Response::text("x").with_header("content-type", "text/csv");
         assert_eq!(response.header("Content-Type"), Some("text/csv"));
         assert_eq!(response.headers().count(), 1);
+    }
+
+    #[test]
+    fn unavailable_rounds_retry_after_up_to_whole_seconds() {
+        let response = Response::unavailable(Duration::from_millis(1500), "busy");
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.header("retry-after"), Some("2"));
+        assert_eq!(response.body_bytes(), b"busy\n");
+        let response = Response::unavailable(Duration::ZERO, "busy");
+        assert_eq!(response.header("retry-after"), Some("1"));
     }
 
     #[test]

@@ -3,11 +3,11 @@
 //! They are answered on the loop from counters the server keeps anyway, so they stay fast while
 //! the pool is saturated.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use crate::app::App;
 use crate::observe::metrics::{resident_bytes, Exposition, Histogram};
-use crate::pool::{Class, ClassStats};
+use crate::pool::{ClassHandle, ClassStats};
 use crate::response::Response;
 use crate::router::Probe;
 
@@ -17,9 +17,9 @@ pub(crate) fn answer(app: &App, probe: Probe) -> Response {
         Probe::Liveness => Response::text("ok"),
         Probe::Readiness => match not_ready(app) {
             None => Response::text("ready\n"),
-            Some(reason) => Response::text(format!("not ready: {reason}\n"))
-                .with_status(503)
-                .with_header("Retry-After", "1"),
+            Some(reason) => {
+                Response::unavailable(Duration::from_secs(1), &format!("not ready: {reason}"))
+            }
         },
         Probe::Metrics => Response::text(render(app))
             .with_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
@@ -43,15 +43,15 @@ pub(crate) fn not_ready(app: &App) -> Option<String> {
         ));
     }
     for class in &app.classes {
-        let capacity = class.config.queue;
-        let queued = class.queue_len();
+        let capacity = class.queue_capacity();
+        let queued = class.queue_depth();
         if capacity > 0
             && queued > 0
             && queued as f64 >= capacity as f64 * app.config.ready_queue_ratio
         {
             return Some(format!(
                 "pool class `{}` queue is {queued}/{capacity} full",
-                class.name
+                class.name()
             ));
         }
     }
@@ -229,68 +229,68 @@ pub(crate) fn render(app: &App) -> String {
 
 /// Renders the per-class pool metrics.
 fn render_pools(app: &App, e: &mut Exposition) {
-    type Gauge = fn(&Class) -> usize;
+    type Gauge = fn(&ClassHandle) -> usize;
     let gauges: [(&str, &str, Gauge); 4] = [
         (
             "steadyloop_pool_workers_busy",
             "Pool workers running a job, by class.",
-            Class::busy,
+            ClassHandle::busy,
         ),
         (
             "steadyloop_pool_workers_max",
             "Most jobs a pool class runs at once.",
-            |class| class.config.workers,
+            ClassHandle::workers_max,
         ),
         (
             "steadyloop_pool_queue_depth",
             "Jobs waiting for a worker, by class.",
-            Class::queue_len,
+            ClassHandle::queue_depth,
         ),
         (
             "steadyloop_pool_queue_capacity",
             "Most jobs a pool class lets wait.",
-            |class| class.config.queue,
+            ClassHandle::queue_capacity,
         ),
     ];
     for (name, help, read) in gauges {
         e.family(name, "gauge", help);
         for class in &app.classes {
-            e.sample(name, &[("class", &class.name)], read(class) as f64);
+            e.sample(name, &[("class", class.name())], read(class) as f64);
         }
     }
-    type Counter = fn(&ClassStats) -> &AtomicU64;
+    type Counter = fn(&ClassStats) -> u64;
     let counters: [(&str, &str, Counter); 5] = [
         (
             "steadyloop_pool_jobs_completed_total",
             "Jobs that ran to the end (panicked ones included).",
-            |stats| &stats.completed,
+            ClassStats::completed,
         ),
         (
             "steadyloop_pool_jobs_shed_total",
             "Jobs refused at once because the queue was full (503).",
-            |stats| &stats.shed,
+            ClassStats::shed,
         ),
         (
             "steadyloop_pool_jobs_expired_total",
             "Jobs dropped after waiting past the queue deadline (503).",
-            |stats| &stats.expired,
+            ClassStats::expired,
         ),
         (
             "steadyloop_pool_jobs_cancelled_total",
             "Queued jobs removed because nobody waited for them any more.",
-            |stats| &stats.cancelled,
+            ClassStats::cancelled,
         ),
         (
             "steadyloop_pool_jobs_panicked_total",
             "Jobs that panicked (500).",
-            |stats| &stats.panicked,
+            ClassStats::panicked,
         ),
     ];
     for (name, help, read) in counters {
         e.family(name, "counter", help);
         for class in &app.classes {
-            let value = read(&class.stats).load(Ordering::Relaxed);
-            e.sample(name, &[("class", &class.name)], value as f64);
+            let value = read(class.stats());
+            e.sample(name, &[("class", class.name())], value as f64);
         }
     }
     type Pick = fn(&ClassStats) -> &Histogram;
@@ -298,18 +298,18 @@ fn render_pools(app: &App, e: &mut Exposition) {
         (
             "steadyloop_pool_queue_wait_seconds",
             "Time jobs waited for a worker, by class.",
-            |stats| &stats.queue_wait,
+            ClassStats::queue_wait,
         ),
         (
             "steadyloop_pool_run_seconds",
             "Time jobs ran, by class.",
-            |stats| &stats.run_time,
+            ClassStats::run_time,
         ),
     ];
     for (name, help, pick) in histograms {
         e.family(name, "histogram", help);
         for class in &app.classes {
-            e.histogram(name, &[("class", &class.name)], pick(&class.stats));
+            e.histogram(name, &[("class", class.name())], pick(class.stats()));
         }
     }
 }

@@ -6,12 +6,11 @@ use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use super::class::ClassHandle;
 use crate::observe::monitor::Monitor;
-use crate::pool::Class;
 
 thread_local! {
     /// The scope of the handler being polled on this thread, if any.
@@ -22,14 +21,14 @@ thread_local! {
 #[derive(Debug)]
 pub(crate) struct RequestScope {
     /// The route's pool class.
-    pub(crate) class: Arc<Class>,
+    pub(crate) class: ClassHandle,
     /// Time the request's pool jobs spent waiting for a worker.
     pub(crate) queue_wait: Cell<Duration>,
 }
 
 impl RequestScope {
     /// Creates the scope of a request to a route in `class`.
-    pub(crate) fn new(class: Arc<Class>) -> Rc<RequestScope> {
+    pub(crate) fn new(class: ClassHandle) -> Rc<RequestScope> {
         Rc::new(RequestScope {
             class,
             queue_wait: Cell::new(Duration::ZERO),
@@ -38,7 +37,7 @@ impl RequestScope {
 }
 
 /// Returns the pool class of the handler being polled on this thread.
-pub(crate) fn current_class() -> Option<Arc<Class>> {
+pub(crate) fn current_class() -> Option<ClassHandle> {
     CURRENT.with(|current| current.borrow().as_ref().map(|scope| scope.class.clone()))
 }
 

@@ -304,7 +304,8 @@ impl ServerBuilder {
     ///
     /// # Errors
     ///
-    /// Whatever [`ServerBuilder::build`] returns, or [`Error::Io`] if the thread cannot start.
+    /// Whatever [`ServerBuilder::build`] returns, [`Error::Io`] if the thread cannot start, or
+    /// [`Error::ServerThread`] if it ends before the server is ready.
     pub fn spawn<F>(self, make_router: F) -> Result<ServerHandle>
     where
         F: FnOnce() -> Router + Send + 'static,
@@ -339,7 +340,7 @@ impl ServerBuilder {
                 let _ = thread.join();
                 Err(err)
             }
-            Err(_) => Err(Error::HandlerPanicked(join_panic(thread))),
+            Err(_) => Err(Error::ServerThread(join_panic(thread))),
         }
     }
 }
@@ -355,7 +356,7 @@ fn resolve(addr: &str) -> Result<SocketAddr> {
 /// Waits for a thread that failed before reporting, and returns its panic message.
 fn join_panic(thread: thread::JoinHandle<Result<()>>) -> String {
     match thread.join() {
-        Err(payload) => crate::pool::panic_message(payload.as_ref()),
+        Err(payload) => crate::error::panic_message(payload.as_ref()),
         Ok(_) => "server thread ended before it was ready".to_string(),
     }
 }

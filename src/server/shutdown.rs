@@ -98,7 +98,7 @@ impl ServerHandle {
     ///
     /// # Errors
     ///
-    /// Returns the server's error, or [`Error::HandlerPanicked`] if its thread panicked.
+    /// Returns the server's error, or [`Error::ServerThread`] if its thread panicked.
     pub fn shutdown(self) -> Result<()> {
         self.control.shutdown();
         self.join()
@@ -118,7 +118,7 @@ impl ServerHandle {
         match self.thread.take() {
             None => Ok(()),
             Some(thread) => thread.join().unwrap_or_else(|payload| {
-                Err(Error::HandlerPanicked(crate::pool::panic_message(
+                Err(Error::ServerThread(crate::error::panic_message(
                     payload.as_ref(),
                 )))
             }),

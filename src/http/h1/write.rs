@@ -107,10 +107,9 @@ pub(crate) fn is_owned_header(name: &str) -> bool {
 pub(crate) fn sendable(response: Response) -> Response {
     match response.invalid_reason() {
         None => response,
-        Some(why) => {
-            log::error!("handler returned an unsendable response ({why}); sending 500 instead");
-            Response::text("internal server error\n").with_status(500)
-        }
+        Some(why) => crate::error::internal_error(&format_args!(
+            "handler returned an unsendable response ({why})"
+        )),
     }
 }
 

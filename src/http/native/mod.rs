@@ -15,9 +15,11 @@ use futures_lite::FutureExt;
 use crate::app::App;
 use crate::observe::monitor::Instrumented;
 
-/// What a connection over the cap receives before it is closed.
-const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\
-Content-Length: 29\r\nRetry-After: 1\r\nConnection: close\r\n\r\nserver at its connection limit\n";
+/// What a connection over the cap receives before it is closed: written without a task, so
+/// canned (and without `Date`). A test checks it is what `Response::unavailable` would send.
+const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 31\r\n\
+Content-Type: text/plain; charset=utf-8\r\nRetry-After: 1\r\nConnection: close\r\n\r\n\
+server at its connection limit\n";
 
 /// Longest pause after an accept error such as running out of file descriptors.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
@@ -111,4 +113,59 @@ fn is_transient(e: &io::Error) -> bool {
             | io::ErrorKind::ConnectionReset
             | io::ErrorKind::Interrupted
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::REFUSED;
+    use crate::http::h1::write::{error_bytes, prepare, Exchange, OutBody};
+    use crate::response::Response;
+
+    /// Returns the bytes the server writes for `response` on a connection it then closes.
+    fn written(response: Response) -> Vec<u8> {
+        let exchange = Exchange {
+            head_request: false,
+            http10: false,
+            keep_alive: false,
+        };
+        let out = prepare(response, exchange, false);
+        let mut bytes = out.head;
+        if let OutBody::Full(body) = out.body {
+            bytes.extend_from_slice(&body);
+        }
+        bytes
+    }
+
+    /// Splits a response into its status line, its header lines sorted and without `Date`,
+    /// and its body.
+    fn canonical(bytes: &[u8]) -> (String, Vec<String>, String) {
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let mut lines = head.split("\r\n").map(str::to_string);
+        let status = lines.next().unwrap();
+        let mut headers: Vec<String> = lines.filter(|l| !l.starts_with("Date: ")).collect();
+        headers.sort();
+        (status, headers, body.to_string())
+    }
+
+    #[test]
+    fn refused_bytes_are_the_unavailable_response_without_its_date() {
+        let message = "server at its connection limit";
+        let built = written(Response::unavailable(Duration::from_secs(1), message));
+        let text = String::from_utf8(built).unwrap();
+        let undated: String = text
+            .split_inclusive("\r\n")
+            .filter(|line| !line.starts_with("Date: "))
+            .collect();
+        assert_eq!(String::from_utf8_lossy(REFUSED), undated);
+    }
+
+    #[test]
+    fn a_rejected_request_503_is_the_unavailable_response() {
+        let message = "too many request bodies in memory; retry later";
+        let built = written(Response::unavailable(Duration::from_secs(1), message));
+        assert_eq!(canonical(&error_bytes(503, message)), canonical(&built));
+    }
 }

@@ -261,9 +261,10 @@ async fn handle(app: Rc<App>, incoming: Incoming, _slot: Slot) {
         BodyKind::Chunked => limit.min(app.config.max_body_memory),
     };
     if !held.grow(share) {
-        let busy = Response::text("too many request bodies in memory; retry later\n")
-            .with_status(503)
-            .with_header("Retry-After", "1");
+        let busy = Response::unavailable(
+            Duration::from_secs(1),
+            "too many request bodies in memory; retry later",
+        );
         return early(raw, busy).await;
     }
     let (raw, body) = match framing.body {
@@ -362,9 +363,7 @@ fn forward(raw: tiny_http::Request, tx: &async_channel::Sender<Incoming>, limits
     match tx.try_send(incoming) {
         Ok(()) => {}
         Err(TrySendError::Full(incoming)) => {
-            let response = Response::text("server busy\n")
-                .with_status(503)
-                .with_header("Retry-After", "1");
+            let response = Response::unavailable(Duration::from_secs(1), "server busy");
             // A chunked body left unread cannot be skipped: close after it.
             let close = incoming.framing.body != BodyKind::Empty;
             reply::refuse_detached(incoming.raw.take(), response, close);
@@ -377,9 +376,7 @@ fn forward(raw: tiny_http::Request, tx: &async_channel::Sender<Incoming>, limits
 
 /// The 503 answer for requests that arrive during shutdown.
 fn shutting_down() -> Response {
-    Response::text("shutting down\n")
-        .with_status(503)
-        .with_header("Retry-After", "1")
+    Response::unavailable(Duration::from_secs(1), "shutting down")
 }
 
 /// Notices that tiny_http's accept thread has ended, by watching its listening descriptor.

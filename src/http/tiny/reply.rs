@@ -188,10 +188,8 @@ fn collect_stream(response: Response, stall: Duration) -> Response {
         match next_chunk(&rx, stall) {
             Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
             Ok(None) => break,
-            Err(e) => {
-                log::error!("tiny_http front end: {e}; answering 500");
-                return crate::Error::HandlerPanicked(e.to_string()).into_response();
-            }
+            // `into_response` logs the 500.
+            Err(_) => return crate::Error::StreamStalled(stall).into_response(),
         }
     }
     headers
