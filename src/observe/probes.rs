@@ -329,3 +329,23 @@ fn latency_by_route(s: &Sources<'_>, family: &mut Family<'_>) {
         family.histogram(&labels, s.state.requests().latency(id));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_family_is_named_once() {
+        let mut names: Vec<&str> = METRICS.iter().map(|m| m.name).collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(names.len(), before, "a family appears twice");
+        for name in names {
+            assert!(
+                name.starts_with("steadyloop_") || name.starts_with("process_"),
+                "{name}"
+            );
+        }
+    }
+}

@@ -95,7 +95,7 @@ impl ShutdownHandle {
 
     /// Starts a graceful shutdown: stop accepting, close idle connections, let in-flight
     /// requests (and their pool jobs) finish within the drain timeout, then return from
-    /// [`Server::run`]. Calling it again has no further effect.
+    /// [`Server::run`](crate::Server::run). Calling it again has no further effect.
     ///
     /// It returns at once: the loop begins the shutdown as soon as it runs next, so a response
     /// being prepared at that very moment may still go out without `Connection: close`.
@@ -130,7 +130,8 @@ impl fmt::Debug for ShutdownHandle {
     }
 }
 
-/// A server running on its own thread, made by [`ServerBuilder::spawn`].
+/// A server running on its own thread, made by
+/// [`ServerBuilder::spawn`](crate::ServerBuilder::spawn).
 ///
 /// Dropping it stops the server at once and waits for its thread.
 pub struct ServerHandle {
@@ -138,7 +139,8 @@ pub struct ServerHandle {
     pub(super) addr: SocketAddr,
     /// Stops the server.
     pub(super) control: ShutdownHandle,
-    /// The front end's health flag (see [`Server::is_frontend_healthy`]).
+    /// The front end's health flag (see
+    /// [`Server::is_frontend_healthy`](crate::Server::is_frontend_healthy)).
     pub(super) frontend_healthy: Arc<AtomicBool>,
     /// The loop's thread; `None` once joined.
     pub(super) thread: Option<thread::JoinHandle<Result<()>>>,
@@ -156,7 +158,7 @@ impl ServerHandle {
     }
 
     /// Returns `false` once the front end can no longer accept connections; see
-    /// [`Server::is_frontend_healthy`].
+    /// [`Server::is_frontend_healthy`](crate::Server::is_frontend_healthy).
     pub fn is_frontend_healthy(&self) -> bool {
         self.frontend_healthy.load(Ordering::Acquire)
     }

@@ -340,3 +340,66 @@ impl fmt::Debug for ConnGuard {
         f.write_str("ConnGuard")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A state with `max_connections` and `max_body_memory` set, on a fresh executor.
+    fn state(
+        max_connections: usize,
+        max_body_memory: usize,
+    ) -> (Rc<ServerState>, Rc<LocalExecutor<'static>>) {
+        let ex = Rc::new(LocalExecutor::new());
+        let config = Config {
+            max_connections,
+            max_body_memory,
+            ..Config::default()
+        };
+        let state = ServerState::new(config, Vec::new(), Vec::new(), Rc::downgrade(&ex))
+            .expect("valid settings");
+        (Rc::new(state), ex)
+    }
+
+    #[test]
+    fn body_memory_is_shared_and_released_on_drop() {
+        let (state, _ex) = state(10, 100);
+        let mut first = state.body_memory();
+        assert!(first.grow(60));
+        let mut second = state.body_memory();
+        assert!(
+            !second.grow(41),
+            "over the budget with the first share held"
+        );
+        assert!(second.grow(40));
+        drop(first);
+        assert!(second.grow(100));
+    }
+
+    #[test]
+    fn connections_over_the_cap_are_refused_and_counted() {
+        let (state, _ex) = state(1, 100);
+        let open = state.try_open_connection().expect("room for one");
+        assert!(state.try_open_connection().is_none());
+        assert_eq!((state.connections(), state.refused()), (1, 1));
+        drop(open);
+        assert_eq!(state.connections(), 0);
+    }
+
+    #[test]
+    fn spawn_needs_the_executor() {
+        let (state, ex) = state(1, 100);
+        assert!(state.spawn(async {}).is_some());
+        drop(ex);
+        assert!(state.spawn(async {}).is_none());
+    }
+
+    #[test]
+    fn a_class_declared_twice_is_refused() {
+        let ex = Rc::new(LocalExecutor::new());
+        let declared = vec![("default".to_string(), ClassConfig::default())];
+        let err = ServerState::new(Config::default(), declared, Vec::new(), Rc::downgrade(&ex))
+            .expect_err("default is declared already");
+        assert!(err.to_string().contains("declared twice"), "{err}");
+    }
+}

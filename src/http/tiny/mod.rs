@@ -68,7 +68,7 @@ struct Shared {
     accepting: AtomicBool,
     /// Set once no request will be served any more; the recv thread then leaves.
     done: AtomicBool,
-    /// The application's front-end health flag, cleared when accepting stops unexpectedly.
+    /// The server's front-end health flag, cleared when accepting stops unexpectedly.
     healthy: Arc<AtomicBool>,
 }
 
