@@ -38,7 +38,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
-mod app;
 mod config;
 mod error;
 mod http;

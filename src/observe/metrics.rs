@@ -92,9 +92,9 @@ pub(crate) struct RequestMetrics {
     /// status code.
     rejected: RefCell<Vec<(u16, u64)>>,
     /// Requests whose handler is running.
-    pub(crate) in_flight: Cell<u64>,
+    in_flight: Cell<u64>,
     /// Requests dropped before their handler answered (client gone, forced shutdown).
-    pub(crate) abandoned: Cell<u64>,
+    abandoned: Cell<u64>,
 }
 
 impl RequestMetrics {
@@ -123,6 +123,25 @@ impl RequestMetrics {
         cell.set(cell.get() + 1);
     }
 
+    /// Counts a request as in flight until the guard is dropped.
+    pub(crate) fn start(&self) -> InFlight<'_> {
+        self.in_flight.set(self.in_flight.get() + 1);
+        InFlight {
+            metrics: self,
+            completed: false,
+        }
+    }
+
+    /// Returns the number of requests whose handler is running.
+    pub(crate) fn in_flight(&self) -> u64 {
+        self.in_flight.get()
+    }
+
+    /// Returns the number of requests dropped before their handler answered.
+    pub(crate) fn abandoned(&self) -> u64 {
+        self.abandoned.get()
+    }
+
     /// Counts a request refused by the front end with `status`.
     pub(crate) fn record_rejected(&self, status: u16) {
         let mut rejected = self.rejected.borrow_mut();
@@ -136,6 +155,54 @@ impl RequestMetrics {
     }
 }
 
+/// Counts a request as in flight until dropped; a request dropped before completing (client
+/// gone, route deadline, forced shutdown) is counted as abandoned.
+#[derive(Debug)]
+pub(crate) struct InFlight<'a> {
+    /// The counters.
+    metrics: &'a RequestMetrics,
+    /// Set when the handler produced a response.
+    completed: bool,
+}
+
+impl InFlight<'_> {
+    /// Marks the request as answered.
+    pub(crate) fn complete(&mut self) {
+        self.completed = true;
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.metrics.in_flight.set(self.metrics.in_flight.get() - 1);
+        if !self.completed {
+            self.metrics.abandoned.set(self.metrics.abandoned.get() + 1);
+        }
+    }
+}
+
+/// The type of a metric family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Only goes up.
+    Counter,
+    /// Goes up and down.
+    Gauge,
+    /// Bucketed observations with their sum and count.
+    Histogram,
+}
+
+impl Kind {
+    /// Returns the name used on the `# TYPE` line.
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
 /// Builds a Prometheus text exposition, writing `# HELP`/`# TYPE` once per metric family.
 #[derive(Debug, Default)]
 pub(crate) struct Exposition {
@@ -144,54 +211,59 @@ pub(crate) struct Exposition {
 }
 
 impl Exposition {
-    /// Starts the family `name` of `kind` (`counter`, `gauge`, `histogram`).
-    pub(crate) fn family(&mut self, name: &str, kind: &str, help: &str) -> &mut Exposition {
+    /// Starts the family `name` of `kind` and returns the writer of its samples.
+    pub(crate) fn family<'a>(&'a mut self, name: &'a str, kind: Kind, help: &str) -> Family<'a> {
         let _ = writeln!(self.out, "# HELP {name} {help}");
-        let _ = writeln!(self.out, "# TYPE {name} {kind}");
-        self
+        let _ = writeln!(self.out, "# TYPE {name} {}", kind.as_str());
+        Family {
+            out: &mut self.out,
+            name,
+        }
     }
 
+    /// Returns the exposition text.
+    pub(crate) fn finish(self) -> String {
+        self.out
+    }
+}
+
+/// Writes the samples of one metric family, each under the family's name.
+#[derive(Debug)]
+pub(crate) struct Family<'a> {
+    /// The exposition text.
+    out: &'a mut String,
+    /// The family's name.
+    name: &'a str,
+}
+
+impl Family<'_> {
     /// Writes one sample with `labels` (name, value pairs; values are escaped).
-    pub(crate) fn sample(
-        &mut self,
-        name: &str,
-        labels: &[(&str, &str)],
-        value: f64,
-    ) -> &mut Exposition {
-        self.out.push_str(name);
-        write_labels(&mut self.out, labels, None);
+    pub(crate) fn sample(&mut self, labels: &[(&str, &str)], value: f64) -> &mut Self {
+        self.out.push_str(self.name);
+        write_labels(self.out, labels, None);
         let _ = writeln!(self.out, " {}", format_value(value));
         self
     }
 
     /// Writes the `_bucket`, `_sum` and `_count` samples of a histogram with `labels`.
-    pub(crate) fn histogram(
-        &mut self,
-        name: &str,
-        labels: &[(&str, &str)],
-        h: &Histogram,
-    ) -> &mut Exposition {
+    pub(crate) fn histogram(&mut self, labels: &[(&str, &str)], h: &Histogram) -> &mut Self {
+        let name = self.name;
         let snapshot = h.snapshot();
         for (i, count) in snapshot.cumulative.iter().enumerate() {
             let bound = LATENCY_BUCKETS
                 .get(i)
                 .map_or_else(|| "+Inf".to_string(), |b| format_value(*b));
             let _ = write!(self.out, "{name}_bucket");
-            write_labels(&mut self.out, labels, Some(&bound));
+            write_labels(self.out, labels, Some(&bound));
             let _ = writeln!(self.out, " {count}");
         }
         let _ = write!(self.out, "{name}_sum");
-        write_labels(&mut self.out, labels, None);
+        write_labels(self.out, labels, None);
         let _ = writeln!(self.out, " {}", format_value(snapshot.sum_seconds));
         let _ = write!(self.out, "{name}_count");
-        write_labels(&mut self.out, labels, None);
+        write_labels(self.out, labels, None);
         let _ = writeln!(self.out, " {}", snapshot.count);
         self
-    }
-
-    /// Returns the exposition text.
-    pub(crate) fn finish(self) -> String {
-        self.out
     }
 }
 
@@ -278,13 +350,10 @@ mod tests {
         let h = Histogram::default();
         h.observe(Duration::from_millis(2));
         let mut e = Exposition::default();
-        e.family("x_total", "counter", "Things.").sample(
-            "x_total",
-            &[("route", "GET /a\"b\\c\nd")],
-            3.0,
-        );
-        e.family("y_seconds", "histogram", "Time.")
-            .histogram("y_seconds", &[], &h);
+        e.family("x_total", Kind::Counter, "Things.")
+            .sample(&[("route", "GET /a\"b\\c\nd")], 3.0);
+        e.family("y_seconds", Kind::Histogram, "Time.")
+            .histogram(&[], &h);
         let text = e.finish();
         assert!(
             text.contains("x_total{route=\"GET /a\\\"b\\\\c\\nd\"} 3\n"),

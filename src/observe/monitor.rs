@@ -1,10 +1,10 @@
 //! The loop monitor: loop lag measured by the loop itself, and a watchdog thread that reports a
 //! stall while it is happening, naming the route being polled.
 //!
-//! Every task the server spawns on the loop is wrapped in [`Instrumented`]: its waker records
-//! when the task was woken, and each poll records how long the task waited to run (loop lag),
-//! marks "a poll started at T" in atomics, and checks its own length when it ends. Handler
-//! polls also record their route. The watchdog thread reads those atomics a few times per
+//! Every task the server spawns on the loop (through `ServerState::spawn`) is wrapped in
+//! [`Instrumented`]: its waker records when the task was woken, and each poll records how long
+//! the task waited to run (loop lag), marks "a poll started at T" in atomics, and checks its
+//! own length when it ends. Handler polls also record their route. The watchdog thread reads those atomics a few times per
 //! threshold while the loop is busy, and parks when the loop is idle, so an idle server costs no
 //! wake-ups at all (nothing here uses a timer on the loop).
 

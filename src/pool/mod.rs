@@ -25,7 +25,7 @@ mod task;
 use crate::error::Result;
 use crate::response::{BodySender, Response};
 
-pub(crate) use self::class::{ClassHandle, ClassStats};
+pub(crate) use self::class::ClassHandle;
 pub(crate) use self::task::submit;
 pub use self::task::{CancelToken, Task};
 // Kept at its old path so code written against `pool::panic_message` still builds.

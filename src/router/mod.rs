@@ -1,5 +1,7 @@
-//! The route table: which handler answers a method and path, and how it runs.
+//! The route table: which handler answers a method and path, and how it runs; the 404, 405 and
+//! `OPTIONS *` answers for requests no route takes.
 
+mod dispatch;
 mod pattern;
 
 use std::fmt;
@@ -12,6 +14,7 @@ use std::time::Duration;
 use crate::request::Request;
 use crate::response::{IntoResponse, Response};
 
+pub(crate) use dispatch::Dispatcher;
 pub(crate) use pattern::Pattern;
 
 /// A boxed handler future; it lives on the loop and need not be `Send`.
@@ -336,6 +339,26 @@ impl Router {
         methods.sort_unstable();
         methods.dedup();
         methods.join(", ")
+    }
+
+    /// Finds the route for a request: `Ok(route id)` with the parameters set on the request, or
+    /// the answer when no route takes it: 404, 405 with `Allow`, or 204 with `Allow` for
+    /// `OPTIONS *`.
+    pub(crate) fn resolve(&self, req: &mut Request) -> Result<usize, Response> {
+        // `OPTIONS *` (the only request with the target `*`) asks about the server as a whole.
+        if req.path() == "*" {
+            return Err(Response::new(204).with_header("Allow", self.allow_any()));
+        }
+        match self.lookup(req.method(), req.path()) {
+            Lookup::Found(id, params) => {
+                req.set_params(params);
+                Ok(id)
+            }
+            Lookup::MethodNotAllowed(allow) => Err(Response::text("method not allowed\n")
+                .with_status(405)
+                .with_header("Allow", allow)),
+            Lookup::NotFound => Err(Response::text("not found\n").with_status(404)),
+        }
     }
 
     /// Finds the route for `method` and `path` (percent-encoded, without the query).

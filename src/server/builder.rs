@@ -2,19 +2,19 @@
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::rc::Rc;
-use std::sync::atomic::AtomicU8;
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use async_executor::LocalExecutor;
 use async_io::Async;
 
-use super::{Listener, Server, ServerHandle, ShutdownHandle, RUNNING};
-use crate::app::App;
+use super::{Listener, Server, ServerHandle, ShutdownHandle};
 use crate::config::{ClassConfig, Config, Frontend};
 use crate::error::{Error, Result};
-use crate::router::Router;
+use crate::router::{Dispatcher, Router};
 use crate::server::signal::SignalWatch;
+use crate::server::state::ServerState;
 
 /// Configures and builds a [`Server`].
 ///
@@ -242,37 +242,36 @@ impl ServerBuilder {
         let addr = resolve(&self.config.addr)?;
         let listener = TcpListener::bind(addr)?;
         let local_addr = listener.local_addr()?;
-        let (stop_tx, stopping) = async_channel::bounded(1);
-        let (closed_tx, closed_rx) = async_channel::bounded(1);
-        let app = App::new(router, self.config, self.classes, stopping, closed_tx)?;
-        let listener = match app.config.frontend {
+        let ex = Rc::new(LocalExecutor::new());
+        let labels = router.routes().iter().map(|r| r.label.clone()).collect();
+        let state = ServerState::new(self.config, self.classes, labels, Rc::downgrade(&ex))?;
+        let state = Rc::new(state);
+        let dispatcher = Rc::new(Dispatcher::new(router, state.clone())?);
+        let listener = match state.config().frontend {
             Frontend::Native => Listener::Native(Async::new(listener)?),
             #[cfg(feature = "tiny_http")]
             Frontend::TinyHttp => Listener::Tiny(crate::http::tiny::Bridge::start(
                 listener,
-                &app.config,
-                app.frontend_healthy.clone(),
+                state.config(),
+                state.frontend_health(),
             )?),
             #[cfg(not(feature = "tiny_http"))]
             Frontend::TinyHttp => unreachable!("Config::validate refuses a missing front end"),
         };
-        let (wake_tx, wake_rx) = async_channel::bounded(1);
         let signals = if self.signals {
             Some(SignalWatch::install()?)
         } else {
             None
         };
+        let (control, requests) = ShutdownHandle::new();
         Ok(Server {
-            app: Rc::new(app),
+            ex,
+            state,
+            dispatcher,
             listener,
             local_addr,
-            stop_tx,
-            closed_rx,
-            control: ShutdownHandle {
-                state: Arc::new(AtomicU8::new(RUNNING)),
-                wake: wake_tx,
-            },
-            wake_rx,
+            control,
+            requests,
             signals,
         })
     }
@@ -324,7 +323,7 @@ impl ServerBuilder {
                 let ready = (
                     server.local_addr(),
                     server.shutdown_handle(),
-                    server.app.frontend_healthy.clone(),
+                    server.state.frontend_health(),
                 );
                 let _ = ready_tx.send(Ok(ready));
                 server.run()

@@ -1,27 +1,27 @@
-//! The server: its builder, the event loop that runs it, and shutdown.
+//! The server: its builder, the event loop that runs it, the state it keeps, and shutdown.
 
 mod builder;
 mod shutdown;
-pub(crate) mod signal;
+mod signal;
+pub(crate) mod state;
 
 pub use builder::ServerBuilder;
 pub use shutdown::{ServerHandle, ShutdownHandle};
-pub(crate) use shutdown::{NOW, RUNNING};
 
 use std::fmt;
 use std::net::{SocketAddr, TcpListener};
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 
 use async_executor::LocalExecutor;
 use async_io::{Async, Timer};
 use futures_lite::FutureExt;
 
-use crate::app::App;
 use crate::error::Result;
 use crate::http::native;
-use crate::observe::monitor::Instrumented;
+use crate::router::Dispatcher;
+use crate::server::shutdown::{ShutdownRequests, Stop};
 use crate::server::signal::SignalWatch;
+use crate::server::state::ServerState;
 
 /// A bound HTTP server, ready to run its event loop.
 ///
@@ -29,20 +29,20 @@ use crate::server::signal::SignalWatch;
 /// future, for programs that already drive a single-threaded executor. A `Server` is `!Send`:
 /// its handlers may hold `!Send` state and must stay on the loop's thread.
 pub struct Server {
-    /// The application, shared by the loop's tasks.
-    pub(super) app: Rc<App>,
+    /// The loop's executor; the state and the front ends hold it weakly.
+    pub(super) ex: Rc<LocalExecutor<'static>>,
+    /// What the server keeps: counters, body budget, health, pool classes.
+    pub(super) state: Rc<ServerState>,
+    /// What answers requests: the routes and their handlers.
+    pub(super) dispatcher: Rc<Dispatcher>,
     /// The listening side of the front end.
     pub(super) listener: Listener,
     /// The bound address.
     pub(super) local_addr: SocketAddr,
-    /// Closed when a graceful shutdown begins (connections watch the other end).
-    pub(super) stop_tx: async_channel::Sender<()>,
-    /// Receives a message when a connection closes.
-    pub(super) closed_rx: async_channel::Receiver<()>,
     /// The shutdown control shared with handles.
     pub(super) control: ShutdownHandle,
-    /// Woken when a handle asks for shutdown.
-    pub(super) wake_rx: async_channel::Receiver<()>,
+    /// Hears the handles' shutdown requests.
+    pub(super) requests: ShutdownRequests,
     /// SIGTERM/SIGINT handlers, when [`ServerBuilder::handle_signals`] asked for them.
     pub(super) signals: Option<SignalWatch>,
 }
@@ -69,7 +69,7 @@ impl Server {
     /// accept error (such as running out of file descriptors). Open connections are still
     /// served; the process should be restarted.
     pub fn is_frontend_healthy(&self) -> bool {
-        self.app.is_frontend_healthy()
+        self.state.is_frontend_healthy()
     }
 
     /// Runs the event loop on the current thread until the server is shut down.
@@ -90,91 +90,83 @@ impl Server {
     ///
     /// As [`Server::run`].
     pub async fn serve(self) -> Result<()> {
-        let ex = Rc::new(LocalExecutor::new());
-        ex.run(self.main(ex.clone())).await
+        let ex = self.ex.clone();
+        ex.run(self.main()).await
     }
 
     /// Accepts until shutdown is asked for, then drains.
-    async fn main(self, ex: Rc<LocalExecutor<'static>>) -> Result<()> {
+    async fn main(self) -> Result<()> {
         let Server {
-            app,
+            ex: _,
+            state,
+            dispatcher,
             listener,
             local_addr,
-            stop_tx,
-            closed_rx,
             control,
-            wake_rx,
+            requests,
             signals,
         } = self;
         log::info!("listening on http://{local_addr}");
         if let Some(signals) = signals {
-            ex.spawn(signals.run(control.clone())).detach();
+            spawn_on_loop(&state, signals.run(control.clone())).detach();
         }
-        // Tasks hold the executor weakly: a strong reference from a task it owns would keep
-        // every connection alive after an immediate stop.
         let accept = match listener {
             Listener::Native(listener) => {
-                let accept = native::accept_loop(app.clone(), listener, Rc::downgrade(&ex));
-                ex.spawn(Instrumented::new(app.monitor.clone(), accept))
+                let accept = native::accept_loop(state.clone(), dispatcher, listener);
+                spawn_on_loop(&state, accept)
             }
             #[cfg(feature = "tiny_http")]
             Listener::Tiny(bridge) => {
-                let serve = bridge.serve(app.clone(), Rc::downgrade(&ex));
-                ex.spawn(Instrumented::new(app.monitor.clone(), serve))
+                spawn_on_loop(&state, bridge.serve(state.clone(), dispatcher))
             }
         };
 
-        // Wait for the first shutdown request.
-        while control.state.load(Ordering::Acquire) == RUNNING {
-            if wake_rx.recv().await.is_err() {
-                break;
-            }
-        }
-        if control.state.load(Ordering::Acquire) == NOW {
+        if requests.first().await == Stop::Now {
             log::info!("stopping now");
-            app.close_pools();
+            state.close_pools();
             return Ok(());
         }
 
         // Graceful: stop accepting, close idle connections, let in-flight requests finish.
-        let open = app.connections.get();
         log::info!(
-            "shutting down: finishing {open} connection(s), waiting up to {:?}",
-            app.config.drain_timeout
+            "shutting down: finishing {} connection(s), waiting up to {:?}",
+            state.connections(),
+            state.config().drain_timeout
         );
-        stop_tx.close();
+        state.begin_stopping();
         accept.await;
-        let drained = async {
-            while app.connections.get() > 0 {
-                let _ = closed_rx.recv().await;
-            }
-        };
         let forced = async {
-            while control.state.load(Ordering::Acquire) != NOW {
-                if wake_rx.recv().await.is_err() {
-                    futures_lite::future::pending::<()>().await;
-                }
-            }
+            requests.now().await;
             log::info!("second shutdown request: stopping now");
         };
         let expired = async {
-            Timer::after(app.config.drain_timeout).await;
+            Timer::after(state.config().drain_timeout).await;
             log::warn!(
                 "drain deadline passed with {} connection(s) open; closing them",
-                app.connections.get()
+                state.connections()
             );
         };
-        drained.or(forced).or(expired).await;
-        app.close_pools();
+        state.all_closed().or(forced).or(expired).await;
+        state.close_pools();
         Ok(())
     }
+}
+
+/// Spawns a task of the server itself on the loop, which is running while `main` is.
+fn spawn_on_loop<T: 'static>(
+    state: &ServerState,
+    future: impl std::future::Future<Output = T> + 'static,
+) -> async_executor::Task<T> {
+    state
+        .spawn(future)
+        .expect("the executor lives while the server runs")
 }
 
 impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Server")
             .field("local_addr", &self.local_addr)
-            .field("router", &self.app.router)
+            .field("router", self.dispatcher.router())
             .finish()
     }
 }

@@ -1,5 +1,5 @@
-//! Stopping a server from outside its loop: `ShutdownHandle` and the `ServerHandle` of a
-//! spawned server.
+//! Stopping a server from outside its loop: `ShutdownHandle`, the loop's end of it
+//! (`ShutdownRequests`), and the `ServerHandle` of a spawned server.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -10,22 +10,89 @@ use std::thread;
 use crate::error::{Error, Result};
 
 /// The server is running.
-pub(crate) const RUNNING: u8 = 0;
+const RUNNING: u8 = 0;
 /// A graceful shutdown was asked for.
-pub(crate) const GRACEFUL: u8 = 1;
+const GRACEFUL: u8 = 1;
 /// An immediate stop was asked for.
-pub(crate) const NOW: u8 = 2;
+const NOW: u8 = 2;
 
 /// Stops a running [`Server`](crate::Server) from any thread; cheap to clone.
 #[derive(Clone)]
 pub struct ShutdownHandle {
     /// `RUNNING`, `GRACEFUL` or `NOW`; only ever increases.
-    pub(super) state: Arc<AtomicU8>,
+    state: Arc<AtomicU8>,
     /// Wakes the loop to look at `state`.
-    pub(super) wake: async_channel::Sender<()>,
+    wake: async_channel::Sender<()>,
+}
+
+/// How the loop is asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// Stop accepting, finish what is in flight within the drain timeout.
+    Graceful,
+    /// Stop at once.
+    Now,
+}
+
+/// The loop's end of its [`ShutdownHandle`]s: waits for their requests.
+pub(crate) struct ShutdownRequests {
+    /// The state the handles raise.
+    state: Arc<AtomicU8>,
+    /// Woken when a handle raises the state.
+    wake: async_channel::Receiver<()>,
+}
+
+impl ShutdownRequests {
+    /// Waits for the first shutdown request and returns what it asks for.
+    pub(crate) async fn first(&self) -> Stop {
+        while self.state.load(Ordering::Acquire) == RUNNING {
+            if self.wake.recv().await.is_err() {
+                break;
+            }
+        }
+        if self.state.load(Ordering::Acquire) == NOW {
+            Stop::Now
+        } else {
+            Stop::Graceful
+        }
+    }
+
+    /// Waits until an immediate stop is asked for (a second request during a drain).
+    pub(crate) async fn now(&self) {
+        while self.state.load(Ordering::Acquire) != NOW {
+            if self.wake.recv().await.is_err() {
+                futures_lite::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+impl fmt::Debug for ShutdownRequests {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShutdownRequests")
+            .field("state", &self.state.load(Ordering::Acquire))
+            .finish()
+    }
 }
 
 impl ShutdownHandle {
+    /// Creates a handle for a running server and the loop's end that hears it.
+    pub(crate) fn new() -> (ShutdownHandle, ShutdownRequests) {
+        let state = Arc::new(AtomicU8::new(RUNNING));
+        let (wake_tx, wake_rx) = async_channel::bounded(1);
+        let handle = ShutdownHandle {
+            state: state.clone(),
+            wake: wake_tx,
+        };
+        (
+            handle,
+            ShutdownRequests {
+                state,
+                wake: wake_rx,
+            },
+        )
+    }
+
     /// Starts a graceful shutdown: stop accepting, close idle connections, let in-flight
     /// requests (and their pool jobs) finish within the drain timeout, then return from
     /// [`Server::run`](crate::Server::run). Calling it again has no further effect.
@@ -63,7 +130,8 @@ impl fmt::Debug for ShutdownHandle {
     }
 }
 
-/// A server running on its own thread, made by [`ServerBuilder::spawn`](crate::ServerBuilder::spawn).
+/// A server running on its own thread, made by
+/// [`ServerBuilder::spawn`](crate::ServerBuilder::spawn).
 ///
 /// Dropping it stops the server at once and waits for its thread.
 pub struct ServerHandle {
@@ -71,7 +139,8 @@ pub struct ServerHandle {
     pub(super) addr: SocketAddr,
     /// Stops the server.
     pub(super) control: ShutdownHandle,
-    /// The front end's health flag (see [`Server::is_frontend_healthy`](crate::Server::is_frontend_healthy)).
+    /// The front end's health flag (see
+    /// [`Server::is_frontend_healthy`](crate::Server::is_frontend_healthy)).
     pub(super) frontend_healthy: Arc<AtomicBool>,
     /// The loop's thread; `None` once joined.
     pub(super) thread: Option<thread::JoinHandle<Result<()>>>,

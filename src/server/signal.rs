@@ -11,7 +11,7 @@ use std::io;
 use async_signal::{Signal, Signals};
 use futures_lite::StreamExt;
 
-use crate::server::ShutdownHandle;
+use crate::server::shutdown::ShutdownHandle;
 
 /// The signals that stop the server.
 const STOP_SIGNALS: [Signal; 2] = [Signal::Term, Signal::Int];

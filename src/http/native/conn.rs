@@ -30,11 +30,12 @@ use std::time::{Duration, Instant};
 use async_io::{Async, Timer};
 use futures_lite::FutureExt;
 
-use crate::app::{App, BodyMemory};
 use crate::http::h1::chunked::ChunkedDecoder;
 use crate::http::h1::parse::{self, BodyKind, Head, HeadReader, Reject};
 use crate::http::h1::write::{self, Exchange, OutBody, Outgoing};
 use crate::request::Request;
+use crate::router::Dispatcher;
+use crate::server::state::{BodyMemory, ServerState, BODY_MEMORY_FULL};
 
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 4096;
@@ -66,8 +67,10 @@ impl From<Reject> for Stop {
 
 /// A connection being served.
 struct Conn {
-    /// The application.
-    app: Rc<App>,
+    /// The server's settings, counters and body budget.
+    state: Rc<ServerState>,
+    /// Routes requests and runs their handlers.
+    dispatcher: Rc<Dispatcher>,
     /// The socket.
     stream: Async<TcpStream>,
     /// The client's address.
@@ -77,9 +80,15 @@ struct Conn {
 }
 
 /// Serves one connection until it closes.
-pub(crate) async fn serve(app: Rc<App>, stream: Async<TcpStream>, peer: SocketAddr) {
+pub(crate) async fn serve(
+    state: Rc<ServerState>,
+    dispatcher: Rc<Dispatcher>,
+    stream: Async<TcpStream>,
+    peer: SocketAddr,
+) {
     let mut conn = Conn {
-        app,
+        state,
+        dispatcher,
         stream,
         peer,
         buf: Vec::new(),
@@ -112,7 +121,7 @@ impl Conn {
     /// Ends the connection: quietly, or with the rejection's error response first.
     async fn stop(&mut self, stop: Stop) {
         if let Stop::Reject(reject) = stop {
-            self.app.record_rejected(reject.status);
+            self.state.record_rejected(reject.status);
             let bytes = write::error_bytes(reject.status, reject.reason);
             if self.write_all(&bytes).await.is_ok() {
                 self.linger().await;
@@ -125,17 +134,17 @@ impl Conn {
     /// Before the first byte the connection is idle: the keep-alive timer runs (the head timer
     /// for a brand-new connection), and a graceful shutdown closes it at once.
     async fn wait_for_request(&mut self, first: bool) -> Result<(), Stop> {
-        let config = &self.app.config;
+        let config = self.state.config();
         let idle_limit = if first {
             config.header_timeout
         } else {
             config.keep_alive_timeout
         };
         self.buf = Vec::new();
-        if self.app.is_stopping() {
+        if self.state.is_stopping() {
             return Err(Stop::Quiet);
         }
-        let stopping = self.app.stopping.clone();
+        let stopping = self.state.stopped();
         let read = read_into(
             &self.stream,
             &mut self.buf,
@@ -144,7 +153,7 @@ impl Conn {
         );
         let outcome = async { Some(read.await) }
             .or(async move {
-                let _ = stopping.recv().await;
+                stopping.await;
                 None
             })
             .await;
@@ -158,8 +167,9 @@ impl Conn {
     /// The first bytes of the request are already buffered.
     async fn exchange(&mut self) -> Result<bool, Stop> {
         let head = self.read_head().await?;
-        let app = self.app.clone();
-        let config = &app.config;
+        let state = self.state.clone();
+        let dispatcher = self.dispatcher.clone();
+        let config = state.config();
         let exchange = Exchange {
             head_request: head.method == "HEAD",
             http10: head.http10,
@@ -173,7 +183,7 @@ impl Conn {
             head.headers,
             Some(self.peer),
         );
-        let route_id = match app.route(&mut req) {
+        let route_id = match dispatcher.route(&mut req) {
             Ok(id) => id,
             Err(response) => {
                 let body = head.body;
@@ -182,10 +192,10 @@ impl Conn {
                     .await;
             }
         };
-        let limit = app.body_limit(route_id);
+        let limit = dispatcher.body_limit(route_id);
         // Counts this request's body against the server-wide body memory until the exchange
         // ends, so a thousand slow uploads cannot add up to more than `max-body-memory`.
-        let mut held = app.body_memory();
+        let mut held = state.body_memory();
         let body = match head.body {
             BodyKind::Empty => Vec::new(),
             BodyKind::Length(n) if n > limit as u64 => {
@@ -204,7 +214,7 @@ impl Conn {
         req.set_body(body);
 
         // Run the handler, but stop at once if the client leaves: its queued job never starts.
-        let dispatch = app.dispatch(route_id, req);
+        let dispatch = dispatcher.dispatch(route_id, req);
         let watch = watch_disconnect(&self.stream, &mut self.buf, config.max_head_bytes);
         let response = match async { Some(dispatch.await) }
             .or(async {
@@ -255,7 +265,7 @@ impl Conn {
     /// Reads and drops the next `len` bytes of the request body, waiting at most the body
     /// timeout for each read.
     async fn discard_body(&mut self, mut len: usize) -> Result<(), Stop> {
-        let idle = self.app.config.body_timeout;
+        let idle = self.state.config().body_timeout;
         loop {
             let take = self.buf.len().min(len);
             self.buf.drain(..take);
@@ -276,7 +286,7 @@ impl Conn {
         response: crate::Response,
         exchange: Exchange,
     ) -> Result<bool, Stop> {
-        let out = write::prepare(response, exchange, self.app.is_stopping());
+        let out = write::prepare(response, exchange, self.state.is_stopping());
         let close = out.close;
         self.write_response(out).await.map_err(|_| Stop::Quiet)?;
         Ok(!close)
@@ -284,8 +294,8 @@ impl Conn {
 
     /// Reads the next request head.
     async fn read_head(&mut self) -> Result<Head, Stop> {
-        let app = self.app.clone();
-        let config = &app.config;
+        let state = self.state.clone();
+        let config = state.config();
         let deadline = Instant::now() + config.header_timeout;
         let mut reader = HeadReader::default();
         loop {
@@ -344,8 +354,8 @@ impl Conn {
         limit: usize,
         held: &mut BodyMemory,
     ) -> Result<Vec<u8>, Stop> {
-        let app = self.app.clone();
-        let config = &app.config;
+        let state = self.state.clone();
+        let config = state.config();
         let mut decoder = ChunkedDecoder::new(config.max_head_bytes, config.max_headers);
         let mut body = Vec::new();
         loop {
@@ -369,7 +379,7 @@ impl Conn {
     /// Reads more bytes into the buffer, waiting until `deadline`.
     fn fill(&mut self, deadline: Instant) -> impl Future<Output = io::Result<usize>> + '_ {
         debug_assert!(
-            self.buf.len() < self.app.config.max_head_bytes,
+            self.buf.len() < self.state.config().max_head_bytes,
             "read buffer past its bound (see the module docs)"
         );
         read_into(&self.stream, &mut self.buf, READ_CHUNK, deadline)
@@ -396,8 +406,8 @@ impl Conn {
         rx: async_channel::Receiver<Vec<u8>>,
         chunked: bool,
     ) -> io::Result<()> {
-        let wait = self.app.config.write_timeout;
-        let cap = self.app.config.max_head_bytes;
+        let wait = self.state.config().write_timeout;
+        let cap = self.state.config().max_head_bytes;
         let mut frame = Vec::new();
         loop {
             let next = {
@@ -428,7 +438,7 @@ impl Conn {
 
     /// Writes all of `bytes`; fails if no progress is made for the write timeout.
     async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
-        let stall = self.app.config.write_timeout;
+        let stall = self.state.config().write_timeout;
         while !bytes.is_empty() {
             let write = self.stream.write_with(|s| (&*s).write(bytes));
             let n = timeout(Instant::now() + stall, write)
@@ -464,7 +474,7 @@ fn hold(held: &mut BodyMemory, bytes: usize) -> Result<(), Stop> {
     if held.grow(bytes) {
         Ok(())
     } else {
-        Err(parse::reject(503, "too many request bodies in memory; retry later").into())
+        Err(parse::reject(503, BODY_MEMORY_FULL).into())
     }
 }
 

@@ -5,15 +5,14 @@ mod conn;
 
 use std::io::{self, Write as _};
 use std::net::TcpListener;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::time::Duration;
 
-use async_executor::LocalExecutor;
 use async_io::{Async, Timer};
 use futures_lite::FutureExt;
 
-use crate::app::App;
-use crate::observe::monitor::Instrumented;
+use crate::router::Dispatcher;
+use crate::server::state::ServerState;
 
 /// What a connection over the cap receives before it is closed: written without a task, so
 /// canned (and without `Date`). A test checks it is what `Response::unavailable` would send.
@@ -26,28 +25,25 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Accepts connections until a graceful shutdown begins, spawning one task per connection.
 ///
-/// The executor is held weakly: a strong reference from one of its own tasks would keep it, and
-/// so every connection task and socket, alive after the server stops (a reference cycle).
-///
 /// Connections over `max_connections` are answered with a canned 503 and closed without ever
 /// being registered with the reactor. Accept errors never end the loop: transient ones are
 /// retried at once, resource exhaustion (EMFILE, ENFILE, ENOBUFS, ENOMEM) backs off and is
 /// logged once per episode.
 pub(crate) async fn accept_loop(
-    app: Rc<App>,
+    state: Rc<ServerState>,
+    dispatcher: Rc<Dispatcher>,
     listener: Async<TcpListener>,
-    ex: Weak<LocalExecutor<'static>>,
 ) {
     let mut backoff = Duration::ZERO;
     loop {
-        let stopping = app.stopping.clone();
+        let stopping = state.stopped();
         let ready = async { Some(listener.readable().await) }
             .or(async move {
-                let _ = stopping.recv().await;
+                stopping.await;
                 None
             })
             .await;
-        let Some(ready) = ready.filter(|_| !app.is_stopping()) else {
+        let Some(ready) = ready.filter(|_| !state.is_stopping()) else {
             // Dropping the listener refuses new connections at the TCP level.
             return;
         };
@@ -66,35 +62,33 @@ pub(crate) async fn accept_loop(
                         log::info!("accepting connections again");
                         backoff = Duration::ZERO;
                     }
-                    if app.connections.get() >= app.config.max_connections {
-                        app.refused.set(app.refused.get() + 1);
+                    let Some(guard) = state.try_open_connection() else {
                         let _ = stream.set_nonblocking(true);
                         let _ = (&stream).write(REFUSED);
                         continue;
-                    }
+                    };
                     let _ = stream.set_nodelay(true);
                     let Ok(stream) = Async::new(stream) else {
                         continue;
                     };
-                    let Some(ex) = ex.upgrade() else {
+                    let conn_state = state.clone();
+                    let dispatcher = dispatcher.clone();
+                    let serve = async move {
+                        conn::serve(conn_state, dispatcher, stream, peer).await;
+                        drop(guard);
+                    };
+                    let Some(task) = state.spawn(serve) else {
                         // The server has stopped.
                         return;
                     };
-                    let guard = app.open_connection();
-                    let app = app.clone();
-                    let monitor = app.monitor.clone();
-                    let serve = async move {
-                        conn::serve(app, stream, peer).await;
-                        drop(guard);
-                    };
-                    ex.spawn(Instrumented::new(monitor, serve)).detach();
+                    task.detach();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if is_transient(&e) => continue,
                 Err(e) => {
                     if backoff == Duration::ZERO {
                         log::error!("accept failed: {e}; backing off and retrying");
-                        app.accept_errors.set(app.accept_errors.get() + 1);
+                        state.count_accept_error();
                     }
                     backoff = (backoff * 2).clamp(Duration::from_millis(10), MAX_BACKOFF);
                     Timer::after(backoff).await;

@@ -17,26 +17,25 @@ use std::fs;
 use std::io::{self, Read as _};
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use async_channel::TrySendError;
-use async_executor::LocalExecutor;
 use futures_lite::FutureExt;
 use rustix::net::sockopt;
 
 use self::head::{Framing, Limits};
 use self::reply::Raw;
-use crate::app::{App, ConnGuard};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::http::h1::parse::BodyKind;
-use crate::observe::monitor::Instrumented;
 use crate::request::Request;
 use crate::response::Response;
+use crate::router::Dispatcher;
+use crate::server::state::{BodyMemory, ConnGuard, ServerState};
 
 /// How long the recv thread waits for a request before it looks at the watchdog and at
 /// shutdown; it wakes at once for requests, so this only bounds how late those are noticed.
@@ -69,7 +68,7 @@ struct Shared {
     accepting: AtomicBool,
     /// Set once no request will be served any more; the recv thread then leaves.
     done: AtomicBool,
-    /// The application's front-end health flag, cleared when accepting stops unexpectedly.
+    /// The server's front-end health flag, cleared when accepting stops unexpectedly.
     healthy: Arc<AtomicBool>,
 }
 
@@ -177,34 +176,33 @@ impl Bridge {
     ///
     /// At most `max_connections` requests are in flight; the rest wait in the bridge channel,
     /// and when that is full too the recv thread answers 503.
-    pub(crate) async fn serve(self, app: Rc<App>, ex: Weak<LocalExecutor<'static>>) {
+    pub(crate) async fn serve(self, state: Rc<ServerState>, dispatcher: Rc<Dispatcher>) {
         let Bridge { rx, done } = self;
         let shared = done.0.clone();
         let done = Rc::new(done);
         let (freed_tx, freed_rx) = async_channel::bounded::<()>(1);
-        let cap = app.config.max_connections;
+        let cap = state.config().max_connections;
         let start = |incoming: Incoming| {
             let slot = Slot {
-                _conn: app.open_connection(),
+                _conn: state.open_connection(),
                 _done: done.clone(),
                 freed: freed_tx.clone(),
             };
             // The executor is gone only once the server has stopped; nothing is left to serve.
-            if let Some(ex) = ex.upgrade() {
-                let task =
-                    Instrumented::new(app.monitor.clone(), handle(app.clone(), incoming, slot));
-                ex.spawn(task).detach();
+            let served = handle(state.clone(), dispatcher.clone(), incoming, slot);
+            if let Some(task) = state.spawn(served) {
+                task.detach();
             }
         };
         loop {
             let next = async {
-                while app.connections.get() >= cap {
+                while state.connections() >= cap {
                     let _ = freed_rx.recv().await;
                 }
                 Some(rx.recv().await)
             }
             .or(async {
-                let _ = app.stopping.recv().await;
+                state.stopped().await;
                 None
             })
             .await;
@@ -213,7 +211,7 @@ impl Bridge {
                 Some(Err(_)) => {
                     // The recv thread never leaves while the bridge runs: it died.
                     shared.report_dead("its request thread ended");
-                    let _ = app.stopping.recv().await;
+                    state.stopped().await;
                     break;
                 }
                 None => break,
@@ -229,7 +227,12 @@ impl Bridge {
 }
 
 /// Serves one request on the loop: route, read the body on the pool, run the handler, answer.
-async fn handle(app: Rc<App>, incoming: Incoming, _slot: Slot) {
+async fn handle(
+    state: Rc<ServerState>,
+    dispatcher: Rc<Dispatcher>,
+    incoming: Incoming,
+    _slot: Slot,
+) {
     let Incoming {
         mut req,
         framing,
@@ -237,35 +240,31 @@ async fn handle(app: Rc<App>, incoming: Incoming, _slot: Slot) {
     } = incoming;
     // An answer given before the body is read goes through tiny_http, which drains the body.
     let has_body = framing.body != BodyKind::Empty;
-    let app = &app;
+    let state = &state;
     let early = |raw: Raw, response: Response| async move {
         if has_body {
             reply::refuse(raw, response).await;
         } else {
-            let stall = app.config.write_timeout;
-            reply::respond(raw, response, framing, app.is_stopping(), stall).await;
+            let stall = state.config().write_timeout;
+            reply::respond(raw, response, framing, state.is_stopping(), stall).await;
         }
     };
-    let route_id = match app.route(&mut req) {
+    let route_id = match dispatcher.route(&mut req) {
         Ok(id) => id,
         Err(response) => return early(raw, response).await,
     };
-    let limit = app.body_limit(route_id);
+    let limit = dispatcher.body_limit(route_id);
     // Bodies count against the server-wide body memory, as on the native front end; here the
     // share is taken up front (the declared length, or the limit for a chunked body), since the
     // body is read on another thread in one go.
-    let mut held = app.body_memory();
+    let mut held = state.body_memory();
     let share = match framing.body {
         BodyKind::Empty => 0,
         BodyKind::Length(n) => usize::try_from(n).unwrap_or(usize::MAX).min(limit),
-        BodyKind::Chunked => limit.min(app.config.max_body_memory),
+        BodyKind::Chunked => limit.min(state.config().max_body_memory),
     };
     if !held.grow(share) {
-        let busy = Response::unavailable(
-            Duration::from_secs(1),
-            "too many request bodies in memory; retry later",
-        );
-        return early(raw, busy).await;
+        return early(raw, BodyMemory::full_response()).await;
     }
     let (raw, body) = match framing.body {
         BodyKind::Empty => (raw, Vec::new()),
@@ -287,9 +286,9 @@ async fn handle(app: Rc<App>, incoming: Incoming, _slot: Slot) {
         },
     };
     req.set_body(body);
-    let response = app.dispatch(route_id, req).await;
-    let stall = app.config.write_timeout;
-    reply::respond(raw, response, framing, app.is_stopping(), stall).await;
+    let response = dispatcher.dispatch(route_id, req).await;
+    let stall = state.config().write_timeout;
+    reply::respond(raw, response, framing, state.is_stopping(), stall).await;
 }
 
 /// The 413 answer for a body over the route's limit.

@@ -1,0 +1,184 @@
+//! Answering a request the front end has read: route it (or answer 404/405/`OPTIONS *`), then
+//! run its route's handler so that it always yields a response, count it, and log it.
+
+use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use futures_lite::FutureExt;
+
+use crate::error::{Error, Result};
+use crate::observe::probes;
+use crate::pool::scope::{RequestScope, Scoped};
+use crate::pool::{self, panic_message, ClassHandle};
+use crate::request::Request;
+use crate::response::{IntoResponse, Response};
+use crate::router::{Handler, Route, Router};
+use crate::server::state::ServerState;
+
+/// The router with each route's pool class resolved; lives on the loop.
+pub(crate) struct Dispatcher {
+    /// The route table.
+    router: Router,
+    /// The pool class of each route, by route id.
+    route_classes: Vec<ClassHandle>,
+    /// The server's counters, monitor and settings.
+    state: Rc<ServerState>,
+}
+
+impl Dispatcher {
+    /// Resolves the pool class of each route of `router` among those `state` declares.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`Error::Config`] for a route naming an undeclared class.
+    pub(crate) fn new(router: Router, state: Rc<ServerState>) -> Result<Dispatcher> {
+        let route_classes = router
+            .routes()
+            .iter()
+            .map(|route| {
+                state.class(route.class.as_deref()).ok_or_else(|| {
+                    Error::Config(format!(
+                        "route {} uses pool class `{}`, which is not declared",
+                        route.label,
+                        route.class.as_deref().unwrap_or_default()
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Dispatcher {
+            router,
+            route_classes,
+            state,
+        })
+    }
+
+    /// Returns the route table.
+    pub(crate) fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// Returns the body limit for the route `route_id`.
+    pub(crate) fn body_limit(&self, route_id: usize) -> usize {
+        self.router.routes()[route_id]
+            .body_limit
+            .unwrap_or(self.state.config().max_body_bytes)
+    }
+
+    /// Routes a request: `Ok(route id)` with the parameters set on it, or the 404/405/`OPTIONS *`
+    /// response (counted in the metrics and logged).
+    pub(crate) fn route(&self, req: &mut Request) -> std::result::Result<usize, Response> {
+        let response = match self.router.resolve(req) {
+            Ok(id) => return Ok(id),
+            Err(response) => response,
+        };
+        self.state
+            .requests()
+            .record(None, response.status(), Duration::ZERO);
+        self.access_log(
+            req.method(),
+            req.path(),
+            &response,
+            Duration::ZERO,
+            Duration::ZERO,
+        );
+        Err(response)
+    }
+
+    /// Runs the handler of route `route_id` for `req` and returns its response.
+    ///
+    /// Never fails: a panic becomes 500, a shed job 503, a passed route deadline 504. Dropping
+    /// the future drops the handler and any job it queued (counted as abandoned).
+    pub(crate) async fn dispatch(&self, route_id: usize, req: Request) -> Response {
+        let start = Instant::now();
+        let route = &self.router.routes()[route_id];
+        let logged = self
+            .state
+            .config()
+            .access_log
+            .then(|| (req.method().to_string(), req.path().to_string()));
+        let mut in_flight = self.state.requests().start();
+        let scope = RequestScope::new(self.route_classes[route_id].clone());
+        let run = self.run_handler(route_id, req);
+        let scoped = Scoped::new(scope.clone(), self.state.monitor(), route_id, run);
+        let response = match route.timeout {
+            None => scoped.await,
+            Some(timeout) => {
+                let deadline = async {
+                    async_io::Timer::after(timeout).await;
+                    log::warn!("request to {} passed its {timeout:?} deadline", route.label);
+                    Error::Timeout.into_response()
+                };
+                scoped.or(deadline).await
+            }
+        };
+        in_flight.complete();
+        let took = start.elapsed();
+        self.state
+            .requests()
+            .record(Some(route_id), response.status(), took);
+        if let Some((method, path)) = logged {
+            self.access_log(&method, &path, &response, took, scope.queue_wait.get());
+        }
+        response
+    }
+
+    /// Runs the handler of route `route_id` where it belongs: on the loop (a panic becomes a
+    /// 500), on the pool, or as a built-in probe.
+    async fn run_handler(&self, route_id: usize, req: Request) -> Response {
+        let route: &Route = &self.router.routes()[route_id];
+        match route.handler.clone() {
+            Handler::Async(handler) => {
+                let outcome = AssertUnwindSafe(async move { handler(req).await })
+                    .catch_unwind()
+                    .await;
+                outcome.unwrap_or_else(|payload| {
+                    // `into_response` logs the 500 with this detail.
+                    let message = panic_message(payload.as_ref());
+                    Error::HandlerPanicked(format!("{}: {message}", route.label)).into_response()
+                })
+            }
+            Handler::Blocking(handler) => {
+                let class = self.route_classes[route_id].clone();
+                pool::submit(class, move |_token| handler(req))
+                    .await
+                    .into_response()
+            }
+            Handler::Probe(probe) => probes::answer(&self.state, self.router.routes(), probe),
+        }
+    }
+
+    /// Writes the access-log line of a response, when the access log is on.
+    fn access_log(
+        &self,
+        method: &str,
+        path: &str,
+        response: &Response,
+        took: Duration,
+        queued: Duration,
+    ) {
+        if !self.state.config().access_log {
+            return;
+        }
+        let bytes = if response.is_streaming() {
+            "-".to_string()
+        } else {
+            response.body_bytes().len().to_string()
+        };
+        log::info!(
+            target: "steadyloop::access",
+            "{method} {path} {} {bytes} {:.3}ms queue={:.3}ms",
+            response.status(),
+            took.as_secs_f64() * 1000.0,
+            queued.as_secs_f64() * 1000.0,
+        );
+    }
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("router", &self.router)
+            .finish_non_exhaustive()
+    }
+}
