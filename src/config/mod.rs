@@ -424,11 +424,13 @@ mod tests {
 
     #[test]
     fn validate_names_the_setting_and_the_class() {
-        let mut config = Config::default();
-        config.max_head_bytes = 10;
+        let mut config = Config {
+            max_head_bytes: 10,
+            ..Config::default()
+        };
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("max-head-bytes must be at least 64"), "{err}");
-        config = Config::default();
+        config.max_head_bytes = 64;
         config.ready_queue_ratio = 2.0;
         let err = config.validate().unwrap_err().to_string();
         assert!(
