@@ -24,7 +24,8 @@ use crate::server::signal::SignalWatch;
 /// # Examples
 ///
 /// ```
-/// /// use steadyloop::{ClassConfig, Router, Server};
+/// use std::time::Duration;
+/// use steadyloop::{ClassConfig, Router, Server};
 ///
 /// let app = Router::new().get("/", |_req| async { "hi" });
 /// let server = Server::builder()
