@@ -48,7 +48,7 @@ mod response;
 mod router;
 mod server;
 
-pub use config::{ClassConfig, Config, Frontend, DEFAULT_QUEUE, SETTINGS};
+pub use config::{ClassConfig, Config, Frontend, Setting, DEFAULT_QUEUE, SETTINGS};
 pub use error::{Error, Result};
 pub use pool::{offload, offload_cancellable, offload_stream, CancelToken, Task};
 pub use request::Request;

@@ -61,57 +61,43 @@ fn configure(
     vars: impl Iterator<Item = (String, String)>,
 ) -> Result<Option<Config>, String> {
     let mut config = Config::default();
-    for (name, value) in vars {
-        let Some(key) = name.strip_prefix("STEADYLOOP_") else {
-            continue;
-        };
-        let key = key.to_ascii_lowercase().replace('_', "-");
-        if SETTINGS.iter().any(|(k, _)| *k == key) {
-            config
-                .set(&key, &value)
-                .map_err(|e| format!("{name}: {e}"))?;
-        }
+    let unknown = config.apply_vars(vars).map_err(|e| e.to_string())?;
+    for name in unknown
+        .iter()
+        .filter(|name| !OWN_VARS.contains(&name.as_str()))
+    {
+        log::warn!("{name} names no setting and is ignored (see --help)");
     }
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        if arg == "-h" || arg == "--help" {
-            print!("{}", help());
-            return Ok(None);
+    let rest = config.apply_args(args).map_err(|e| e.to_string())?;
+    if let Some(arg) = rest.first() {
+        match arg.as_str() {
+            "-h" | "--help" => print!("{}", help()),
+            "-V" | "--version" => println!("steadyloop {}", env!("CARGO_PKG_VERSION")),
+            flag if flag.starts_with("--") => return Err(format!("unknown flag {flag}")),
+            _ => return Err(format!("unexpected argument {arg:?}")),
         }
-        if arg == "-V" || arg == "--version" {
-            println!("steadyloop {}", env!("CARGO_PKG_VERSION"));
-            return Ok(None);
-        }
-        let Some(flag) = arg.strip_prefix("--") else {
-            return Err(format!("unexpected argument {arg:?}"));
-        };
-        let (key, value) = match flag.split_once('=') {
-            Some((key, value)) => (key.to_string(), value.to_string()),
-            None => {
-                let value = args
-                    .next()
-                    .ok_or_else(|| format!("--{flag} needs a value"))?;
-                (flag.to_string(), value)
-            }
-        };
-        if !SETTINGS.iter().any(|(k, _)| *k == key) {
-            return Err(format!("unknown flag --{key}"));
-        }
-        config.set(&key, &value).map_err(|e| e.to_string())?;
+        return Ok(None);
     }
     Ok(Some(config))
 }
 
-/// The `--help` text.
+/// `STEADYLOOP_*` variables the demo reads itself (not settings).
+const OWN_VARS: &[&str] = &["STEADYLOOP_LOG"];
+
+/// The `--help` text, listing every setting of [`SETTINGS`].
 fn help() -> String {
     let mut text = String::from(
         "steadyloop demo service\n\nUsage: steadyloop [--SETTING VALUE]...\n\n\
          Every setting can also be given as STEADYLOOP_<SETTING> (upper case, '-' as '_');\n\
          flags win over the environment. STEADYLOOP_LOG (or RUST_LOG) sets the log level\n\
-         (off, error, warn, info, debug, trace) [info].\n\nSettings [default]:\n",
+         (off, error, warn, info, debug, trace) [info]. Durations take ms, s or m; sizes are\n\
+         bytes, or KiB, MiB, GiB.\n\nSettings [default]:\n",
     );
-    for (key, description) in SETTINGS {
-        text.push_str(&format!("  --{key:<22} {description}\n"));
+    for setting in SETTINGS {
+        text.push_str(&format!(
+            "  --{:<22} {} [{}]\n",
+            setting.name, setting.meaning, setting.default
+        ));
     }
     text.push_str("\n  -h, --help                 show this help\n  -V, --version              show the version\n");
     text.push_str(
@@ -155,11 +141,30 @@ mod tests {
     }
 
     #[test]
+    fn help_lists_every_setting_with_its_default() {
+        let text = help();
+        for setting in SETTINGS {
+            let line = format!(
+                "--{:<22} {} [{}]",
+                setting.name, setting.meaning, setting.default
+            );
+            assert!(text.contains(&line), "--help misses {line:?}");
+        }
+    }
+
+    #[test]
     fn bad_input_is_reported() {
         assert!(configure(args(&["--workers"]), vars(&[])).is_err());
         assert!(configure(args(&["--nope", "1"]), vars(&[])).is_err());
         assert!(configure(args(&["stray"]), vars(&[])).is_err());
         assert!(configure(args(&[]), vars(&[("STEADYLOOP_QUEUE", "lots")])).is_err());
         assert!(configure(args(&["--keep-alive-timeout", "2s"]), vars(&[])).is_ok());
+        let err = configure(args(&[]), vars(&[("STEADYLOOP_WORKERS", "many")])).unwrap_err();
+        assert!(
+            err.contains("STEADYLOOP_WORKERS: expected a whole number"),
+            "{err}"
+        );
+        let err = configure(args(&["--queue=lots"]), vars(&[])).unwrap_err();
+        assert!(err.contains("--queue: expected a whole number"), "{err}");
     }
 }

@@ -106,7 +106,7 @@ fn help_lists_every_setting() {
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for (key, _) in steadyloop::SETTINGS {
+    for key in steadyloop::SETTINGS.iter().map(|s| s.name) {
         assert!(text.contains(&format!("--{key}")), "--help misses {key}");
     }
     let bad = Command::new(env!("CARGO_BIN_EXE_steadyloop"))

@@ -4,7 +4,6 @@ use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
 
 use async_executor::LocalExecutor;
 use async_io::Async;
@@ -18,7 +17,9 @@ use crate::server::state::ServerState;
 
 /// Configures and builds a [`Server`].
 ///
-/// Every setter states its default; [`ServerBuilder::config`] sets them all at once.
+/// Every setting of [`SETTINGS`](crate::SETTINGS) has a setter named after it (`-` as `_`) that
+/// states its default; the settings table in `src/config/mod.rs` generates them.
+/// [`ServerBuilder::config`] sets them all at once.
 ///
 /// # Examples
 ///
@@ -39,8 +40,8 @@ use crate::server::state::ServerState;
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct ServerBuilder {
-    /// The settings.
-    config: Config,
+    /// The settings; the generated setters (`src/config/table.rs`) write to it.
+    pub(crate) config: Config,
     /// Declared pool classes besides the default one.
     classes: Vec<(String, ClassConfig)>,
     /// Whether SIGTERM and SIGINT stop the server.
@@ -48,35 +49,29 @@ pub struct ServerBuilder {
 }
 
 impl ServerBuilder {
-    /// Replaces every setting with `config`.
+    /// Replaces every setting in [`SETTINGS`](crate::SETTINGS) with `config`'s, including the
+    /// default pool class ([`Config::pool`]); what setters set before is overwritten, setters
+    /// called after change `config`'s values.
+    ///
+    /// It does not replace the pool classes declared with [`ServerBuilder::class`] nor
+    /// [`ServerBuilder::handle_signals`], whether set before or after: those are not settings
+    /// (a class is a named group of limits, signal handling a choice about the whole process)
+    /// and have no text form in the environment or on the command line.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadyloop::{Config, Router, Server};
+    ///
+    /// let mut config = Config::default();
+    /// config.apply_vars([("STEADYLOOP_MAX_HEADERS", "50")])?;
+    /// let app = Router::new().get("/", |_req| async { "hi" });
+    /// let server = Server::builder().config(config).addr("127.0.0.1:0").build(app)?;
+    /// # drop(server);
+    /// # Ok::<(), steadyloop::Error>(())
+    /// ```
     pub fn config(mut self, config: Config) -> ServerBuilder {
         self.config = config;
-        self
-    }
-
-    /// Sets the address to listen on; port 0 picks a free port. Defaults to `127.0.0.1:8080`.
-    pub fn addr(mut self, addr: impl Into<String>) -> ServerBuilder {
-        self.config.addr = addr.into();
-        self
-    }
-
-    /// Sets how many CPU jobs of the default class run at once. Defaults to the number of cores.
-    pub fn workers(mut self, workers: usize) -> ServerBuilder {
-        self.config.pool.workers = workers;
-        self
-    }
-
-    /// Sets how many CPU jobs of the default class may wait for a worker; more are shed with
-    /// 503. Defaults to 64.
-    pub fn queue(mut self, queue: usize) -> ServerBuilder {
-        self.config.pool.queue = queue;
-        self
-    }
-
-    /// Sets how long a CPU job of the default class may wait to start before it is dropped with
-    /// 503. Defaults to 5 s.
-    pub fn queue_timeout(mut self, timeout: Duration) -> ServerBuilder {
-        self.config.pool.queue_timeout = timeout;
         self
     }
 
@@ -85,116 +80,6 @@ impl ServerBuilder {
     /// work cannot delay another. Defaults to none besides the default class.
     pub fn class(mut self, name: &str, class: ClassConfig) -> ServerBuilder {
         self.classes.push((name.to_string(), class));
-        self
-    }
-
-    /// Sets whether pool workers run at a lower OS scheduling priority than the loop, so the
-    /// loop wins the CPU when both want it (Linux only). Defaults to `true`.
-    pub fn low_priority_workers(mut self, low: bool) -> ServerBuilder {
-        self.config.low_priority_workers = low;
-        self
-    }
-
-    /// Sets the largest request head; larger heads get 431 (414 if the request line alone is
-    /// too long). Defaults to 16 KiB.
-    pub fn max_head_bytes(mut self, bytes: usize) -> ServerBuilder {
-        self.config.max_head_bytes = bytes;
-        self
-    }
-
-    /// Sets the most header fields a request may have (431 beyond). Defaults to 100.
-    pub fn max_headers(mut self, count: usize) -> ServerBuilder {
-        self.config.max_headers = count;
-        self
-    }
-
-    /// Sets the largest request body (413 beyond) for routes without their own limit. Defaults
-    /// to 1 MiB.
-    pub fn max_body_bytes(mut self, bytes: usize) -> ServerBuilder {
-        self.config.max_body_bytes = bytes;
-        self
-    }
-
-    /// Sets the most bytes of request bodies the server holds at once, across all connections.
-    /// A request whose body would go past it is answered 503 (with `Retry-After`) and its
-    /// connection closed, so many slow uploads cannot exhaust memory together. It should be at
-    /// least the largest body limit. Defaults to 64 MiB.
-    pub fn max_body_memory(mut self, bytes: usize) -> ServerBuilder {
-        self.config.max_body_memory = bytes;
-        self
-    }
-
-    /// Sets the time allowed for a whole request head, from its first byte (408 after). Defaults
-    /// to 10 s.
-    pub fn header_timeout(mut self, timeout: Duration) -> ServerBuilder {
-        self.config.header_timeout = timeout;
-        self
-    }
-
-    /// Sets the longest pause while reading a request body (408 after). Defaults to 10 s.
-    pub fn body_timeout(mut self, timeout: Duration) -> ServerBuilder {
-        self.config.body_timeout = timeout;
-        self
-    }
-
-    /// Sets how long an idle keep-alive connection stays open. Defaults to 5 s.
-    pub fn keep_alive_timeout(mut self, timeout: Duration) -> ServerBuilder {
-        self.config.keep_alive_timeout = timeout;
-        self
-    }
-
-    /// Sets how long a response write (or a streamed body's next chunk) may make no progress
-    /// before the connection is closed. Defaults to 10 s.
-    pub fn write_timeout(mut self, timeout: Duration) -> ServerBuilder {
-        self.config.write_timeout = timeout;
-        self
-    }
-
-    /// Sets the most open connections; more are answered 503 and closed at once. Defaults to
-    /// 1,024.
-    pub fn max_connections(mut self, count: usize) -> ServerBuilder {
-        self.config.max_connections = count;
-        self
-    }
-
-    /// Sets how long a graceful shutdown waits for in-flight requests. Defaults to 10 s.
-    pub fn drain_timeout(mut self, timeout: Duration) -> ServerBuilder {
-        self.config.drain_timeout = timeout;
-        self
-    }
-
-    /// Sets how long one poll on the loop may run before it is reported as a stall. Defaults to
-    /// 100 ms.
-    pub fn stall_threshold(mut self, threshold: Duration) -> ServerBuilder {
-        self.config.stall_threshold = threshold;
-        self
-    }
-
-    /// Sets the loop lag above which the readiness endpoint answers 503. Defaults to 250 ms.
-    pub fn ready_max_lag(mut self, lag: Duration) -> ServerBuilder {
-        self.config.ready_max_lag = lag;
-        self
-    }
-
-    /// Sets how full (0–1) a pool class's queue may get before the readiness endpoint answers
-    /// 503. Defaults to 0.8.
-    pub fn ready_queue_ratio(mut self, ratio: f64) -> ServerBuilder {
-        self.config.ready_queue_ratio = ratio;
-        self
-    }
-
-    /// Sets whether one line per request is logged (target `steadyloop::access`, level info):
-    /// method, path, status, body bytes, handler time and pool queue wait. Defaults to `false`.
-    pub fn access_log(mut self, on: bool) -> ServerBuilder {
-        self.config.access_log = on;
-        self
-    }
-
-    /// Sets whether the loop measures its lag and a watchdog thread reports stalls as they
-    /// happen. Turning it off saves two clock reads per task poll and one thread. Defaults to
-    /// `true`.
-    pub fn loop_monitor(mut self, on: bool) -> ServerBuilder {
-        self.config.loop_monitor = on;
         self
     }
 
@@ -220,15 +105,6 @@ impl ServerBuilder {
     /// ```
     pub fn handle_signals(mut self, handle: bool) -> ServerBuilder {
         self.signals = handle;
-        self
-    }
-
-    /// Sets the HTTP front end. [`Frontend::TinyHttp`] needs the `tiny_http` cargo feature
-    /// ([`build`](ServerBuilder::build) fails with [`Error::Config`] without it); with it,
-    /// `max_connections` caps requests in flight rather than connections. Defaults to
-    /// [`Frontend::Native`].
-    pub fn frontend(mut self, frontend: Frontend) -> ServerBuilder {
-        self.config.frontend = frontend;
         self
     }
 
