@@ -26,6 +26,8 @@ pub(crate) fn is_activation_addr(addr: &str) -> bool {
 }
 
 /// What the supervisor passed, read from the environment.
+// Used only by `take_listener` with the `systemd` feature (and by the tests).
+#[cfg_attr(not(feature = "systemd"), allow(dead_code))]
 #[derive(Debug, Clone, PartialEq)]
 struct Passed {
     /// How many descriptors, from 3 up.
@@ -48,8 +50,13 @@ pub(crate) fn take_listener(addr: &str) -> Result<TcpListener> {
     let pid = std::env::var("LISTEN_PID").ok();
     let fds = std::env::var("LISTEN_FDS").ok();
     let names = std::env::var("LISTEN_FDNAMES").ok();
-    let passed = parse(pid.as_deref(), fds.as_deref(), names.as_deref(), std::process::id())
-        .map_err(|reason| Error::Config(format!("address {addr:?}: {reason}")))?;
+    let passed = parse(
+        pid.as_deref(),
+        fds.as_deref(),
+        names.as_deref(),
+        std::process::id(),
+    )
+    .map_err(|reason| Error::Config(format!("address {addr:?}: {reason}")))?;
     let index = pick(&passed, addr.strip_prefix("systemd:"))
         .map_err(|reason| Error::Config(format!("address {addr:?}: {reason}")))?;
     // listenfd reads LISTEN_PID and LISTEN_FDS again and removes them; the names are ours.
@@ -58,7 +65,12 @@ pub(crate) fn take_listener(addr: &str) -> Result<TcpListener> {
     let listener = fds
         .take_tcp_listener(index)
         .map_err(|e| Error::Config(format!("address {addr:?}: descriptor {}: {e}", 3 + index)))?
-        .ok_or_else(|| Error::Config(format!("address {addr:?}: descriptor {} is gone", 3 + index)))?;
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "address {addr:?}: descriptor {} is gone",
+                3 + index
+            ))
+        })?;
     let listening = rustix::net::sockopt::socket_acceptconn(&listener).unwrap_or(false);
     if !listening {
         return Err(Error::Config(format!(
@@ -83,6 +95,8 @@ pub(crate) fn take_listener(addr: &str) -> Result<TcpListener> {
 }
 
 /// Checks the variables against process `pid`.
+// Used only by `take_listener` with the `systemd` feature (and by the tests).
+#[cfg_attr(not(feature = "systemd"), allow(dead_code))]
 fn parse(
     pid: Option<&str>,
     fds: Option<&str>,
@@ -90,9 +104,11 @@ fn parse(
     ours: u32,
 ) -> std::result::Result<Passed, String> {
     let Some(fds) = fds else {
-        return Err("no sockets were passed (LISTEN_FDS is not set; start the service through \
+        return Err(
+            "no sockets were passed (LISTEN_FDS is not set; start the service through \
                     its .socket unit or systemd-socket-activate)"
-            .into());
+                .into(),
+        );
     };
     match pid.map(|p| p.trim().parse::<u32>()) {
         Some(Ok(pid)) if pid == ours => {}
@@ -117,6 +133,8 @@ fn parse(
 }
 
 /// Returns the index (from descriptor 3) of the socket called `name`, or of the first one.
+// Used only by `take_listener` with the `systemd` feature (and by the tests).
+#[cfg_attr(not(feature = "systemd"), allow(dead_code))]
 fn pick(passed: &Passed, name: Option<&str>) -> std::result::Result<usize, String> {
     let Some(name) = name else {
         return Ok(0);

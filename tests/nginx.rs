@@ -116,7 +116,10 @@ impl Nginx {
             .replace("127.0.0.1:8082", &format!("127.0.0.1:{}", upstreams[1]))
             .replace("listen 127.0.0.1:8080", &format!("listen 127.0.0.1:{port}"));
         if let Some(timeout) = keepalive {
-            upstream = upstream.replace("keepalive_timeout 4s;", &format!("keepalive_timeout {timeout};"));
+            upstream = upstream.replace(
+                "keepalive_timeout 4s;",
+                &format!("keepalive_timeout {timeout};"),
+            );
         }
         let error_log = scratch.path("logs/error.log");
         let access_log = scratch.path("logs/access.log");
@@ -201,7 +204,9 @@ impl Instance {
     /// Starts the demo on `127.0.0.1:port` with `flags`; returns once it listens.
     fn on_port(port: u16, flags: &[&str], log: &Path) -> Instance {
         let mut command = Command::new(env!("CARGO_BIN_EXE_steadyloop"));
-        command.args(["--addr", &format!("127.0.0.1:{port}")]).args(flags);
+        command
+            .args(["--addr", &format!("127.0.0.1:{port}")])
+            .args(flags);
         Instance::spawn(command, Stdio::null(), log)
     }
 
@@ -366,7 +371,9 @@ fn client_loop(addr: SocketAddr, client: usize, stop: &AtomicBool, tally: &Tally
         if conn.is_none() {
             match TcpStream::connect(addr) {
                 Ok(stream) => {
-                    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    stream
+                        .set_read_timeout(Some(Duration::from_secs(10)))
+                        .unwrap();
                     stream.set_nodelay(true).unwrap();
                     tally.connections.fetch_add(1, Ordering::Relaxed);
                     conn = Some((stream, Vec::new()));
@@ -400,8 +407,14 @@ fn client_loop(addr: SocketAddr, client: usize, stop: &AtomicBool, tally: &Tally
 }
 
 /// Writes one request and reads its response: `(status, connection closes)`.
-fn exchange(stream: &mut TcpStream, pending: &mut Vec<u8>, request: &[u8]) -> Result<(u16, bool), String> {
-    stream.write_all(request).map_err(|e| format!("write: {e}"))?;
+fn exchange(
+    stream: &mut TcpStream,
+    pending: &mut Vec<u8>,
+    request: &[u8],
+) -> Result<(u16, bool), String> {
+    stream
+        .write_all(request)
+        .map_err(|e| format!("write: {e}"))?;
     loop {
         if let Some((raw, used)) = common::parse_one_framed(pending, false) {
             pending.drain(..used);
@@ -412,7 +425,12 @@ fn exchange(stream: &mut TcpStream, pending: &mut Vec<u8>, request: &[u8]) -> Re
         }
         let mut chunk = [0u8; 16 * 1024];
         match stream.read(&mut chunk) {
-            Ok(0) => return Err(format!("closed after {} bytes of the response", pending.len())),
+            Ok(0) => {
+                return Err(format!(
+                    "closed after {} bytes of the response",
+                    pending.len()
+                ))
+            }
             Ok(n) => pending.extend_from_slice(&chunk[..n]),
             Err(e) => return Err(format!("read: {e}")),
         }
@@ -443,15 +461,36 @@ fn pace_until(at: Instant) {
 fn assert_lossless(scenario: &str, tally: &Tally) {
     eprintln!("{scenario}: {}", tally.summary());
     let samples = tally.samples.lock().unwrap().clone();
-    assert_eq!(tally.non_2xx.load(Ordering::Relaxed), 0, "{scenario}: {samples:?}");
-    assert_eq!(tally.errors.load(Ordering::Relaxed), 0, "{scenario}: {samples:?}");
-    let (sent, ok) = (tally.sent.load(Ordering::Relaxed), tally.ok.load(Ordering::Relaxed));
+    assert_eq!(
+        tally.non_2xx.load(Ordering::Relaxed),
+        0,
+        "{scenario}: {samples:?}"
+    );
+    assert_eq!(
+        tally.errors.load(Ordering::Relaxed),
+        0,
+        "{scenario}: {samples:?}"
+    );
+    let (sent, ok) = (
+        tally.sent.load(Ordering::Relaxed),
+        tally.ok.load(Ordering::Relaxed),
+    );
     assert_eq!(sent, ok, "{scenario}: every request answered once");
-    assert!(ok > 100, "{scenario}: too little load to mean anything ({ok} answers)");
+    assert!(
+        ok > 100,
+        "{scenario}: too little load to mean anything ({ok} answers)"
+    );
 }
 
 /// The flags of an instance behind nginx with the documented drain.
-const DRAINED: &[&str] = &["--drain-delay", "1s", "--workers", "1", "--keep-alive-timeout", "5s"];
+const DRAINED: &[&str] = &[
+    "--drain-delay",
+    "1s",
+    "--workers",
+    "1",
+    "--keep-alive-timeout",
+    "5s",
+];
 
 #[test]
 fn nginx_restarts_of_both_instances_lose_nothing() {
@@ -562,12 +601,19 @@ fn systemd_socket_activate_starts_the_demo() {
 #[ignore = "expected to lose requests; shows what the other tests catch"]
 fn control_drain_delay_zero_loses_requests() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let scratch = Scratch::new("control");
-    let ports = [free_port(), free_port()];
-    let log = scratch.path("logs/instances.log");
-    let flags = &["--drain-delay", "0s", "--workers", "1", "--keep-alive-timeout", "5s"];
+    let flags = &[
+        "--drain-delay",
+        "0s",
+        "--workers",
+        "1",
+        "--keep-alive-timeout",
+        "5s",
+    ];
     let mut lost = Vec::new();
     for round in 0..3 {
+        let scratch = Scratch::new(&format!("control{round}"));
+        let ports = [free_port(), free_port()];
+        let log = scratch.path("logs/instances.log");
         let mut a = Some(Instance::on_port(ports[0], flags, &log));
         let mut b = Some(Instance::on_port(ports[1], flags, &log));
         let nginx = Nginx::start(&scratch, ports, Some("60s"));
@@ -584,9 +630,19 @@ fn control_drain_delay_zero_loses_requests() {
                 },
             ],
         );
-        eprintln!("control round {round}: {}; nginx: {:?}", tally.summary(), nginx.upstream_errors());
-        lost.push(tally.non_2xx.load(Ordering::Relaxed) + tally.errors.load(Ordering::Relaxed));
-        drop(nginx);
+        // A request that reached an instance and failed there is caught by the lossless tests
+        // even when nginx hid it from the client by retrying (it does for GETs, not POSTs).
+        let upstream = nginx.upstream_errors();
+        eprintln!(
+            "control round {round}: {}; nginx upstream errors {}: {upstream:?}",
+            tally.summary(),
+            upstream.len()
+        );
+        let client = tally.non_2xx.load(Ordering::Relaxed) + tally.errors.load(Ordering::Relaxed);
+        lost.push(client + upstream.len() as u64);
     }
-    assert!(lost.iter().any(|n| *n > 0), "the control lost nothing: {lost:?}");
+    assert!(
+        lost.iter().any(|n| *n > 0),
+        "the control caught nothing: {lost:?}"
+    );
 }

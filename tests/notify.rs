@@ -32,10 +32,8 @@ struct NotifySocket {
 impl NotifySocket {
     /// Binds a fresh socket in the temp directory and starts reading it.
     fn bind(name: &str) -> NotifySocket {
-        let path = std::env::temp_dir().join(format!(
-            "steadyloop-{name}-{}.sock",
-            std::process::id()
-        ));
+        let path =
+            std::env::temp_dir().join(format!("steadyloop-{name}-{}.sock", std::process::id()));
         let _ = std::fs::remove_file(&path);
         let socket = UnixDatagram::bind(&path).expect("bind the notify socket");
         let (tx, messages) = mpsc::channel();
@@ -52,7 +50,12 @@ impl NotifySocket {
     }
 
     /// Waits up to `within` for a message containing `needle`; returns it with its time.
-    fn wait_for(&self, needle: &str, within: Duration, seen: &mut Vec<(Instant, String)>) -> (Instant, String) {
+    fn wait_for(
+        &self,
+        needle: &str,
+        within: Duration,
+        seen: &mut Vec<(Instant, String)>,
+    ) -> (Instant, String) {
         let deadline = Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -137,7 +140,9 @@ fn notify_protocol_ready_watchdog_stall_and_stopping() {
     // A handler blocking the loop: the status names it and the pings stop.
     let blocked = thread::spawn(move || {
         let mut stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(120)))
+            .unwrap();
         let request = format!(
             "GET /report/inline?rows={STALL_ROWS} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         );
@@ -145,20 +150,37 @@ fn notify_protocol_ready_watchdog_stall_and_stopping() {
         let mut response = Vec::new();
         stream.read_to_end(&mut response).unwrap();
         let answered = Instant::now();
-        assert!(response.starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&response));
+        assert!(
+            response.starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            String::from_utf8_lossy(&response)
+        );
         answered
     });
     let (stall_seen, status) =
         notify.wait_for("GET /report/inline", Duration::from_secs(30), &mut seen);
-    assert!(status.contains("STATUS=GET /report/inline blocking the loop for"), "{status:?}");
+    assert!(
+        status.contains("STATUS=GET /report/inline blocking the loop for"),
+        "{status:?}"
+    );
     // The stall outlasts the interval, so the watchdog is triggered, after the route is named.
     let (trigger_at, _) = notify.wait_for("WATCHDOG=trigger", Duration::from_secs(30), &mut seen);
+    // The loop sends the usual status again as soon as the stalled poll returns.
+    let (stall_end, _) = notify.wait_for("STATUS=listening", Duration::from_secs(60), &mut seen);
     let answered = blocked.join().expect("the inline report is answered");
     notify.collect_until(answered + INTERVAL * 2, &mut seen);
     let all = pings(&seen);
     let last_before = all.iter().filter(|at| **at <= stall_seen).max().copied();
-    let during = all.iter().filter(|at| **at > stall_seen && **at < answered).count();
-    assert_eq!(during, 0, "pings while the loop was blocked: {:?}", texts(&seen));
+    let during = all
+        .iter()
+        .filter(|at| **at > stall_seen && **at < stall_end)
+        .count();
+    assert_eq!(
+        during,
+        0,
+        "pings while the loop was blocked: {:?}",
+        texts(&seen)
+    );
     let last_before = last_before.expect("a ping before the stall");
     assert!(
         trigger_at - last_before >= INTERVAL / 2,
@@ -167,7 +189,8 @@ fn notify_protocol_ready_watchdog_stall_and_stopping() {
     );
     // Pinging resumes once the loop runs again.
     assert!(
-        all.iter().any(|at| *at > answered && *at - answered < INTERVAL),
+        all.iter()
+            .any(|at| *at > stall_end && *at - stall_end < INTERVAL),
         "no ping within an interval after the stall: {:?}",
         texts(&seen)
     );
@@ -196,7 +219,11 @@ fn without_a_watchdog_nothing_pings() {
     let _ = child.wait();
     let (mut other, _) = common::spawn_demo(
         &[],
-        &[("NOTIFY_SOCKET", &path), ("WATCHDOG_USEC", "200000"), ("WATCHDOG_PID", "1")],
+        &[
+            ("NOTIFY_SOCKET", &path),
+            ("WATCHDOG_USEC", "200000"),
+            ("WATCHDOG_PID", "1"),
+        ],
         false,
     );
     let mut seen = Vec::new();
