@@ -15,10 +15,12 @@
 
 mod common;
 
+#[cfg(feature = "systemd")]
 use std::cell::RefCell;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+#[cfg(feature = "systemd")]
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -33,8 +35,9 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// Client connections of the load.
 const CLIENTS: usize = 6;
 
-/// How long load runs before, between and after the restarts.
-const PHASE: Duration = Duration::from_secs(2);
+/// How long load runs before, between and after the restarts (with the restarts themselves,
+/// about 20 s of load per scenario).
+const PHASE: Duration = Duration::from_secs(4);
 
 /// The upstream block the README documents; the test runs nginx with it.
 const UPSTREAM_CONF: &str = include_str!("../deploy/nginx/steadyloop.conf");
@@ -214,6 +217,7 @@ impl Instance {
     /// systemd passes it (`LISTEN_FDS`, `LISTEN_PID`, `LISTEN_FDNAMES`): `sh` moves it from its
     /// standard input to descriptor 3 and sets `LISTEN_PID` to its own pid before exec'ing the
     /// demo, so this needs no unsafe code.
+    #[cfg(feature = "systemd")]
     fn activated(listener: &TcpListener, flags: &[&str], log: &Path) -> Instance {
         let fd = OwnedFd::from(listener.try_clone().unwrap());
         let mut command = Command::new("sh");
@@ -522,6 +526,7 @@ fn nginx_restarts_of_both_instances_lose_nothing() {
 }
 
 #[test]
+#[cfg(feature = "systemd")]
 fn socket_activated_restarts_refuse_and_reset_nothing() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let scratch = Scratch::new("activated");
@@ -565,6 +570,7 @@ fn socket_activated_restarts_refuse_and_reset_nothing() {
 }
 
 #[test]
+#[cfg(feature = "systemd")]
 fn systemd_socket_activate_starts_the_demo() {
     let scratch = Scratch::new("sdactivate");
     let port = free_port();
@@ -592,6 +598,19 @@ fn systemd_socket_activate_starts_the_demo() {
         String::from_utf8_lossy(&response),
         std::fs::read_to_string(scratch.path("logs/demo.log")).unwrap_or_default()
     );
+}
+
+#[test]
+#[cfg(not(feature = "systemd"))]
+fn without_the_systemd_feature_a_passed_socket_is_refused_by_name() {
+    let output = Command::new(env!("CARGO_BIN_EXE_steadyloop"))
+        .args(["--addr", "systemd"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("the demo starts");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("`systemd` cargo feature"), "{stderr}");
 }
 
 /// The control run: drain-delay 0 and nginx's idle timeout above ours, the setup the docs warn
