@@ -15,8 +15,6 @@
 
 mod common;
 
-#[cfg(feature = "systemd")]
-use std::cell::RefCell;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -441,15 +439,20 @@ fn exchange(
     }
 }
 
-/// Runs load on `addr` for a phase, then each of `restarts` in turn with a phase after each;
-/// returns what the clients saw.
-fn under_load(addr: SocketAddr, restarts: &mut [&mut dyn FnMut()]) -> Arc<Tally> {
+/// Runs load on `addr` for `phase`, then `restart(0)` to `restart(restarts - 1)` in turn with a
+/// phase after each; returns what the clients saw.
+fn under_load(
+    addr: SocketAddr,
+    phase: Duration,
+    restarts: usize,
+    restart: &mut dyn FnMut(usize),
+) -> Arc<Tally> {
     let load = Load::start(addr);
-    let mut next = Instant::now() + PHASE;
-    for restart in restarts.iter_mut() {
+    let mut next = Instant::now() + phase;
+    for step in 0..restarts {
         pace_until(next);
-        restart();
-        next = Instant::now() + PHASE;
+        restart(step);
+        next = Instant::now() + phase;
     }
     pace_until(next);
     load.finish()
@@ -505,19 +508,16 @@ fn nginx_restarts_of_both_instances_lose_nothing() {
     let mut a = Some(Instance::on_port(ports[0], DRAINED, &log));
     let mut b = Some(Instance::on_port(ports[1], DRAINED, &log));
     let nginx = Nginx::start(&scratch, ports, None);
-    let tally = under_load(
-        nginx.addr,
-        &mut [
-            &mut || {
-                a.take().unwrap().stop();
-                a = Some(Instance::on_port(ports[0], DRAINED, &log));
-            },
-            &mut || {
-                b.take().unwrap().stop();
-                b = Some(Instance::on_port(ports[1], DRAINED, &log));
-            },
-        ],
-    );
+    // One instance, then the other: SIGTERM, wait for its exit, start it again.
+    let tally = under_load(nginx.addr, PHASE, 2, &mut |step| {
+        let (instance, port) = if step == 0 {
+            (&mut a, ports[0])
+        } else {
+            (&mut b, ports[1])
+        };
+        instance.take().unwrap().stop();
+        *instance = Some(Instance::on_port(port, DRAINED, &log));
+    });
     let (logged, retried) = nginx.logged();
     eprintln!("nginx: {logged} requests logged, {retried} sent to a second upstream after a refused connect");
     let errors = nginx.upstream_errors();
@@ -535,37 +535,23 @@ fn socket_activated_restarts_refuse_and_reset_nothing() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let flags = &["--drain-delay", "1s", "--workers", "1"];
-    let running = RefCell::new(vec![
+    let mut running = vec![
         Instance::activated(&listener, flags, &log),
         Instance::activated(&listener, flags, &log),
-    ]);
-    // One instance at a time: the other keeps taking connections from the shared queue.
-    let mut replace_one = || {
-        let old = running.borrow_mut().remove(0);
-        old.stop();
-        let new = Instance::activated(&listener, flags, &log);
-        running.borrow_mut().push(new);
-    };
-    let mut replace_one_more = || {
-        let old = running.borrow_mut().remove(0);
-        old.stop();
-        let new = Instance::activated(&listener, flags, &log);
-        running.borrow_mut().push(new);
-    };
-    // Then every instance goes away before a successor starts: clients wait in the kernel's
-    // backlog meanwhile.
-    let mut replace_all = || {
-        let old: Vec<Instance> = running.borrow_mut().drain(..).collect();
-        for instance in old {
-            instance.stop();
+    ];
+    let tally = under_load(addr, PHASE, 3, &mut |step| {
+        if step < 2 {
+            // One instance at a time: the other keeps taking connections from the shared queue.
+            running.remove(0).stop();
+        } else {
+            // Then every instance goes away before a successor starts: clients wait in the
+            // kernel's backlog meanwhile.
+            for instance in running.drain(..) {
+                instance.stop();
+            }
         }
-        let new = Instance::activated(&listener, flags, &log);
-        running.borrow_mut().push(new);
-    };
-    let tally = under_load(
-        addr,
-        &mut [&mut replace_one, &mut replace_one_more, &mut replace_all],
-    );
+        running.push(Instance::activated(&listener, flags, &log));
+    });
     assert_lossless("socket-activated, restarted", &tally);
 }
 
@@ -616,6 +602,9 @@ fn without_the_systemd_feature_a_passed_socket_is_refused_by_name() {
 /// The control run: drain-delay 0 and nginx's idle timeout above ours, the setup the docs warn
 /// against. Run it with `cargo test --test nginx -- --ignored`; it passes when requests were
 /// lost, showing that the lossless tests above would catch the race.
+///
+/// The race is at each stop (about one stop in five loses a request here), so one instance is
+/// restarted many times while the other stays up (nginx always has somewhere to send).
 #[test]
 #[ignore = "expected to lose requests; shows what the other tests catch"]
 fn control_drain_delay_zero_loses_requests() {
@@ -628,40 +617,35 @@ fn control_drain_delay_zero_loses_requests() {
         "--keep-alive-timeout",
         "5s",
     ];
-    let mut lost = Vec::new();
-    for round in 0..3 {
-        let scratch = Scratch::new(&format!("control{round}"));
-        let ports = [free_port(), free_port()];
-        let log = scratch.path("logs/instances.log");
-        let mut a = Some(Instance::on_port(ports[0], flags, &log));
-        let mut b = Some(Instance::on_port(ports[1], flags, &log));
-        let nginx = Nginx::start(&scratch, ports, Some("60s"));
-        let tally = under_load(
-            nginx.addr,
-            &mut [
-                &mut || {
-                    a.take().unwrap().stop();
-                    a = Some(Instance::on_port(ports[0], flags, &log));
-                },
-                &mut || {
-                    b.take().unwrap().stop();
-                    b = Some(Instance::on_port(ports[1], flags, &log));
-                },
-            ],
-        );
-        // A request that reached an instance and failed there is caught by the lossless tests
-        // even when nginx hid it from the client by retrying (it does for GETs, not POSTs).
-        let upstream = nginx.upstream_errors();
-        eprintln!(
-            "control round {round}: {}; nginx upstream errors {}: {upstream:?}",
-            tally.summary(),
-            upstream.len()
-        );
-        let client = tally.non_2xx.load(Ordering::Relaxed) + tally.errors.load(Ordering::Relaxed);
-        lost.push(client + upstream.len() as u64);
-    }
+    let scratch = Scratch::new("control");
+    let ports = [free_port(), free_port()];
+    let log = scratch.path("logs/instances.log");
+    let mut a = Some(Instance::on_port(ports[0], flags, &log));
+    let _b = Instance::on_port(ports[1], flags, &log);
+    let nginx = Nginx::start(&scratch, ports, Some("60s"));
+    let tally = under_load(
+        nginx.addr,
+        Duration::from_millis(500),
+        CONTROL_RESTARTS,
+        &mut |_| {
+            a.take().unwrap().stop();
+            a = Some(Instance::on_port(ports[0], flags, &log));
+        },
+    );
+    // A request that reached an instance and failed there is caught by the lossless tests even
+    // when nginx hid it from the client by retrying (it does for GETs, not POSTs).
+    let upstream = nginx.upstream_errors();
+    eprintln!(
+        "control, {CONTROL_RESTARTS} restarts: {}; nginx upstream errors {}: {upstream:?}",
+        tally.summary(),
+        upstream.len()
+    );
+    let client = tally.non_2xx.load(Ordering::Relaxed) + tally.errors.load(Ordering::Relaxed);
     assert!(
-        lost.iter().any(|n| *n > 0),
-        "the control caught nothing: {lost:?}"
+        client + upstream.len() as u64 > 0,
+        "the control caught nothing"
     );
 }
+
+/// How many times the control run restarts an instance.
+const CONTROL_RESTARTS: usize = 20;
