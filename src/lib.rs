@@ -38,9 +38,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
+mod activation;
 mod config;
 mod error;
 mod http;
+mod notify;
 mod observe;
 mod pool;
 mod request;

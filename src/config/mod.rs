@@ -52,7 +52,9 @@ settings! {
     /// [`ServerBuilder::class`](crate::ServerBuilder::class).
     pub struct ClassConfig;
 
-    /// The address to listen on; port 0 picks a free port.
+    /// The address to listen on; port 0 picks a free port. `systemd` takes the first socket
+    /// systemd passed (socket activation, `LISTEN_FDS`), `systemd:NAME` the one whose
+    /// `FileDescriptorName=` is `NAME`; that needs the `systemd` cargo feature (on by default).
     "addr" => addr: String [address] = "127.0.0.1:8080",
         "address to listen on", setter impl Into<String>;
 
@@ -69,6 +71,12 @@ settings! {
     /// then is dropped with 503.
     "queue-timeout" => pool.queue_timeout: Duration [duration] = "5s",
         "longest a CPU job may wait to start; 503 after", check above_zero;
+
+    /// How long a job of the pool class may run before it is reported as wedged: logged once
+    /// (route, class, how long), counted in `/metrics`, and shown by readiness (503) while
+    /// every worker of the class holds one. The job keeps its worker until it returns.
+    "job-wedge-limit" => pool.job_wedge_limit: Duration [duration] = "60s",
+        "a CPU job running longer is reported as wedged", check above_zero;
 
     /// Whether pool workers run at a lower OS scheduling priority (nice 10) than the loop, so
     /// the loop wins the CPU when both want it (Linux only).
@@ -126,6 +134,21 @@ settings! {
     /// connections.
     "drain-timeout" => drain_timeout: Duration [duration] = "10s",
         "how long a graceful shutdown waits for in-flight requests";
+
+    /// How long a graceful shutdown keeps accepting and serving before it stops accepting:
+    /// readiness answers 503 at once and every response carries `Connection: close`, so a load
+    /// balancer stops sending here before the port closes. Above 0, idle keep-alive
+    /// connections are not closed early (each closes after its next request or at the
+    /// keep-alive timeout), so a proxy never sends on a connection being closed, provided its
+    /// upstream idle timeout is below `keep-alive-timeout`. 0 suits a bare process.
+    "drain-delay" => drain_delay: Duration [duration] = "0s",
+        "after SIGTERM, keep serving with Connection: close this long";
+
+    /// With a systemd watchdog (`WATCHDOG_USEC`), how long every worker of a pool class may be
+    /// wedged (stuck in a job past `job-wedge-limit`) before the watchdog stops being pinged,
+    /// so the supervisor restarts the process.
+    "watchdog-wedge-timeout" => watchdog_wedge_timeout: Duration [duration] = "60s",
+        "systemd watchdog stops once a pool class is wedged this long";
 
     /// How long one poll on the loop may run before it is reported as a stall.
     "stall-threshold" => stall_threshold: Duration [duration] = "100ms",
@@ -248,6 +271,12 @@ impl ClassConfig {
         self.queue_timeout = timeout;
         self
     }
+
+    /// Sets how long a job may run before it is reported as wedged. Defaults to 60 s.
+    pub fn job_wedge_limit(mut self, limit: Duration) -> ClassConfig {
+        self.job_wedge_limit = limit;
+        self
+    }
 }
 
 /// The HTTP front end that reads requests and writes responses; both serve the same router.
@@ -326,6 +355,7 @@ mod tests {
             "workers",
             "queue",
             "queue-timeout",
+            "job-wedge-limit",
             "low-priority-workers",
             "max-head-bytes",
             "max-headers",
@@ -337,6 +367,8 @@ mod tests {
             "write-timeout",
             "max-connections",
             "drain-timeout",
+            "drain-delay",
+            "watchdog-wedge-timeout",
             "stall-threshold",
             "ready-max-lag",
             "ready-queue-ratio",

@@ -66,8 +66,8 @@ macro_rules! settings {
         #[derive(Debug, Clone, PartialEq)]
         #[non_exhaustive]
         pub struct Config {
-            /// The default pool class, for routes that name none: settings `workers`, `queue`
-            /// and `queue-timeout`.
+            /// The default pool class, for routes that name none: settings `workers`, `queue`,
+            /// `queue-timeout` and `job-wedge-limit`.
             pub pool: ClassConfig,
             $(
                 $(#[doc = $tdoc])*

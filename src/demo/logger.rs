@@ -22,6 +22,9 @@ struct StderrLogger {
     lines: SyncSender<String>,
     /// Lines dropped because the backlog was full.
     dropped: AtomicU64,
+    /// Start each line with its syslog priority (`<3>` ... `<7>`): set when stderr goes to
+    /// journald (`JOURNAL_STREAM`), which then shows and filters by level.
+    priorities: bool,
 }
 
 /// Parses a level name (`error`, `warn`, `info`, `debug`, `trace`, `off`).
@@ -36,6 +39,7 @@ pub fn install(level: LevelFilter) -> Result<(), log::SetLoggerError> {
         level,
         lines: tx,
         dropped: AtomicU64::new(0),
+        priorities: std::env::var_os("JOURNAL_STREAM").is_some(),
     });
     log::set_logger(Box::leak(logger))?;
     log::set_max_level(level);
@@ -74,8 +78,16 @@ impl Log for StderrLogger {
         let dropped = self.dropped.swap(0, Ordering::Relaxed);
         // UTC time of day: enough to line records up with a request, no calendar needed.
         let secs = now.as_secs() % 86_400;
+        // journald adds its own timestamps; it reads the level from the `<N>` prefix.
+        let priority = match record.level() {
+            Level::Error => "<3>",
+            Level::Warn => "<4>",
+            Level::Info => "<6>",
+            Level::Debug | Level::Trace => "<7>",
+        };
         let mut line = format!(
-            "{:02}:{:02}:{:02}.{:03}Z {level} {}: {}\n",
+            "{}{:02}:{:02}:{:02}.{:03}Z {level} {}: {}\n",
+            if self.priorities { priority } else { "" },
             secs / 3600,
             secs % 3600 / 60,
             secs % 60,

@@ -16,6 +16,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
+use crate::notify::Notifier;
 use crate::observe::metrics::Histogram;
 
 /// How long the loop must stay idle before the watchdog parks.
@@ -54,12 +55,20 @@ pub(crate) struct Monitor {
     stopped: AtomicBool,
     /// When `false`, tasks are not measured and no watchdog runs (for overhead comparisons).
     enabled: bool,
+    /// The supervisor's notify socket: stalls show in its status line, and a stall longer than
+    /// its watchdog interval triggers the watchdog.
+    notifier: Option<Arc<Notifier>>,
 }
 
 impl Monitor {
     /// Creates a monitor for routes labelled `labels` (by route id) and, if `enabled`, starts
     /// its watchdog.
-    pub(crate) fn start(labels: Vec<String>, threshold: Duration, enabled: bool) -> Arc<Monitor> {
+    pub(crate) fn start(
+        labels: Vec<String>,
+        threshold: Duration,
+        enabled: bool,
+        notifier: Option<Arc<Notifier>>,
+    ) -> Arc<Monitor> {
         let labels: Box<[String]> = std::iter::once(SERVER_LABEL.to_string())
             .chain(labels)
             .collect();
@@ -78,6 +87,7 @@ impl Monitor {
             watchdog: OnceLock::new(),
             stopped: AtomicBool::new(false),
             enabled,
+            notifier,
         });
         if !enabled {
             return monitor;
@@ -163,6 +173,9 @@ impl Monitor {
                 "stall ended: {label} blocked the event loop for {} ms in total",
                 took.as_millis()
             );
+            if let Some(notifier) = &self.notifier {
+                notifier.restore_status();
+            }
         } else {
             log::warn!(
                 "stall: {label} blocked the event loop for {} ms; move CPU-heavy work to \
@@ -186,6 +199,8 @@ impl Monitor {
             (self.threshold / 4).clamp(Duration::from_millis(1), Duration::from_millis(50));
         let mut idle_for = Duration::ZERO;
         let mut last_polls = self.polls();
+        // The generation whose stall triggered the supervisor's watchdog.
+        let mut triggered = u64::MAX;
         while !self.stopped.load(Ordering::Acquire) {
             if !self.armed.load(Ordering::Relaxed) {
                 thread::park();
@@ -206,6 +221,22 @@ impl Monitor {
                          move CPU-heavy work to offload() or a blocking_* route",
                         running.as_millis()
                     );
+                    if let Some(notifier) = &self.notifier {
+                        notifier.status(&stall_status(label, running));
+                    }
+                }
+                if let Some(notifier) = &self.notifier {
+                    let past_watchdog = notifier.watchdog().is_some_and(|w| running >= w);
+                    if past_watchdog && triggered != generation {
+                        triggered = generation;
+                        let label = &self.labels[self.route.load(Ordering::Relaxed)];
+                        log::error!(
+                            "{label} has blocked the event loop for {} ms, past the systemd \
+                             watchdog interval: triggering the watchdog",
+                            running.as_millis()
+                        );
+                        notifier.trigger(&stall_status(label, running));
+                    }
                 }
             } else if generation == last_polls {
                 idle_for += interval;
@@ -232,6 +263,14 @@ impl std::fmt::Debug for Monitor {
             .field("threshold", &self.threshold)
             .finish()
     }
+}
+
+/// The status line of a stall in progress: `GET /x blocking the loop for 2.1 s`.
+fn stall_status(label: &str, running: Duration) -> String {
+    format!(
+        "{label} blocking the loop for {:.1} s",
+        running.as_secs_f64()
+    )
 }
 
 /// Nanoseconds from `epoch` to `at`, plus one so the result is never 0.
@@ -382,7 +421,12 @@ mod tests {
 
     #[test]
     fn instrumented_task_counts_polls_and_stalls() {
-        let monitor = Monitor::start(vec!["GET /slow".into()], Duration::from_millis(20), true);
+        let monitor = Monitor::start(
+            vec!["GET /slow".into()],
+            Duration::from_millis(20),
+            true,
+            None,
+        );
         let m = monitor.clone();
         futures_lite::future::block_on(Instrumented::new(monitor.clone(), async move {
             m.enter_route(0);

@@ -28,7 +28,7 @@ pub(crate) fn answer(state: &ServerState, routes: &[Route], probe: Probe) -> Res
 /// Returns why the server should not get more traffic now, if it should not.
 fn not_ready(state: &ServerState) -> Option<String> {
     let config = state.config();
-    if state.is_stopping() {
+    if state.is_draining() {
         return Some("shutting down".to_string());
     }
     if !state.is_frontend_healthy() {
@@ -41,6 +41,16 @@ fn not_ready(state: &ServerState) -> Option<String> {
             lag.as_millis(),
             config.ready_max_lag.as_millis()
         ));
+    }
+    for class in state.classes() {
+        if class.wedge().fully_for.is_some() {
+            return Some(format!(
+                "every worker of pool class `{}` ({}) has run one job for over {:.1} s (wedged)",
+                class.name(),
+                class.workers_max(),
+                class.wedge_limit().as_secs_f64()
+            ));
+        }
     }
     for class in state.classes() {
         let capacity = class.queue_capacity();
@@ -216,6 +226,18 @@ const METRICS: &[Metric] = &[
         kind: Kind::Counter,
         help: "Jobs that panicked (500).",
         read: Read::PerClass(|class| class.stats().panicked() as f64),
+    },
+    Metric {
+        name: "steadyloop_pool_jobs_wedged",
+        kind: Kind::Gauge,
+        help: "Running jobs past their class's wedge limit (job-wedge-limit), by class.",
+        read: Read::PerClass(|class| class.wedge().wedged as f64),
+    },
+    Metric {
+        name: "steadyloop_pool_jobs_wedged_total",
+        kind: Kind::Counter,
+        help: "Jobs that ran past their class's wedge limit, by class.",
+        read: Read::PerClass(|class| class.wedged_total() as f64),
     },
     Metric {
         name: "steadyloop_pool_queue_wait_seconds",

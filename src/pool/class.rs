@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use super::wedge::{Wedge, WedgeWatch};
 use crate::config::ClassConfig;
 use crate::error::Error;
 use crate::observe::metrics::Histogram;
@@ -29,6 +30,7 @@ impl ClassHandle {
     pub(crate) fn new(name: &str, config: ClassConfig, low_priority: bool) -> ClassHandle {
         ClassHandle(Arc::new(Class {
             name: name.to_string(),
+            wedges: WedgeWatch::new(config.job_wedge_limit),
             config,
             low_priority,
             state: Mutex::new(ClassState::default()),
@@ -76,6 +78,22 @@ impl ClassHandle {
     /// Returns its counters.
     pub(crate) fn stats(&self) -> &ClassStats {
         &self.0.stats
+    }
+
+    /// Returns its running jobs past `job-wedge-limit` and whether every worker holds one,
+    /// logging each job once when it first counts.
+    pub(crate) fn wedge(&self) -> Wedge {
+        self.0.wedge(Instant::now())
+    }
+
+    /// Returns how many of its jobs have run past `job-wedge-limit` so far.
+    pub(crate) fn wedged_total(&self) -> u64 {
+        self.0.wedges.wedged_total()
+    }
+
+    /// Returns how long a job may run before it counts as wedged.
+    pub(crate) fn wedge_limit(&self) -> Duration {
+        self.0.wedges.limit()
     }
 
     /// Stops the class: idle workers leave; running jobs finish.
@@ -202,6 +220,8 @@ pub(super) struct Class {
     next_id: AtomicU64,
     /// Busy workers (running a job); mirrors `ClassState::running` for lock-free reads.
     busy: AtomicUsize,
+    /// Running jobs, checked against the wedge limit.
+    pub(super) wedges: WedgeWatch,
 }
 
 /// The part of a [`Class`] behind its mutex.
@@ -221,6 +241,11 @@ impl Class {
     /// Returns a fresh id for a job.
     pub(super) fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Checks the running jobs against the wedge limit at `now` (see [`WedgeWatch::check`]).
+    pub(super) fn wedge(&self, now: Instant) -> Wedge {
+        self.wedges.check(&self.name, self.config.workers, now)
     }
 
     /// Returns the number of jobs waiting for a worker.

@@ -15,12 +15,14 @@
 //!   rest of the crate holds a `ClassHandle` and reads its `ClassStats`;
 //! - `priority.rs`: worker threads, their lowered priority and the stash that keeps threads
 //!   whose priority cannot be restored;
-//! - `scope.rs`: the request being polled on the loop, which picks a job's class.
+//! - `scope.rs`: the request being polled on the loop, which picks a job's class;
+//! - `wedge.rs`: the running jobs of a class, checked against its `job-wedge-limit`.
 
 mod class;
 mod priority;
 pub(crate) mod scope;
 mod task;
+mod wedge;
 
 use crate::error::Result;
 use crate::response::{BodySender, Response};

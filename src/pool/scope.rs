@@ -1,11 +1,13 @@
 //! The request scope: which request the loop is polling right now. While a handler future is
 //! polled, a thread-local points at its scope, so `offload` finds the route's pool class and
-//! reports the job's queue wait back to the request (for the access log).
+//! reports the job's queue wait back to the request (for the access log); a wedged job's report
+//! names the route.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -22,15 +24,18 @@ thread_local! {
 pub(crate) struct RequestScope {
     /// The route's pool class.
     pub(crate) class: ClassHandle,
+    /// The route's label (`GET /report`), for reports about its pool jobs.
+    pub(crate) route: Arc<str>,
     /// Time the request's pool jobs spent waiting for a worker.
     pub(crate) queue_wait: Cell<Duration>,
 }
 
 impl RequestScope {
-    /// Creates the scope of a request to a route in `class`.
-    pub(crate) fn new(class: ClassHandle) -> Rc<RequestScope> {
+    /// Creates the scope of a request to route `route` in `class`.
+    pub(crate) fn new(class: ClassHandle, route: Arc<str>) -> Rc<RequestScope> {
         Rc::new(RequestScope {
             class,
+            route,
             queue_wait: Cell::new(Duration::ZERO),
         })
     }
@@ -39,6 +44,11 @@ impl RequestScope {
 /// Returns the pool class of the handler being polled on this thread.
 pub(crate) fn current_class() -> Option<ClassHandle> {
     CURRENT.with(|current| current.borrow().as_ref().map(|scope| scope.class.clone()))
+}
+
+/// Returns the label of the route whose handler is being polled on this thread.
+pub(crate) fn current_route() -> Option<Arc<str>> {
+    CURRENT.with(|current| current.borrow().as_ref().map(|scope| scope.route.clone()))
 }
 
 /// Adds a finished job's queue wait to the request being polled, if any.

@@ -80,6 +80,8 @@ enum TaskState<T> {
         deadline: Instant,
         /// Wakes the task at the deadline; created on first poll.
         timer: Option<Timer>,
+        /// Wakes the task when its running job passes the wedge limit, to report it.
+        wedge_timer: Option<Timer>,
     },
 }
 
@@ -99,6 +101,8 @@ struct Slot<T> {
     started: bool,
     /// How long the job waited for a worker, once it started.
     waited: Duration,
+    /// When a worker started it.
+    started_at: Option<Instant>,
     /// The outcome, once there is one.
     result: Option<Result<T>>,
     /// The task to wake when the outcome is set.
@@ -114,6 +118,7 @@ impl<T> Job<T> {
             slot: Mutex::new(Slot {
                 started: false,
                 waited: Duration::ZERO,
+                started_at: None,
                 result: None,
                 waker: None,
                 detached: false,
@@ -123,11 +128,12 @@ impl<T> Job<T> {
         }
     }
 
-    /// Records that a worker took the job after it `waited` in the queue.
-    fn start(&self, waited: Duration) {
+    /// Records that a worker took the job at `at` after it `waited` in the queue.
+    fn start(&self, waited: Duration, at: Instant) {
         let mut slot = lock(&self.slot);
         slot.started = true;
         slot.waited = waited;
+        slot.started_at = Some(at);
     }
 
     /// Stores the outcome and wakes the task; logs a failure nobody will read.
@@ -158,11 +164,12 @@ where
     let job = Arc::new(Job::new(class.next_id()));
     let enqueued = Instant::now();
     let deadline = enqueued + class.config.queue_timeout;
+    let route = super::scope::current_route().unwrap_or_else(|| "(no request)".into());
     let queued = Queued {
         id: job.id,
         enqueued,
         deadline,
-        run: runner(job.clone(), class.clone(), f),
+        run: runner(job.clone(), class.clone(), route, f),
     };
     match class.enqueue(queued) {
         Err(shed) => {
@@ -179,12 +186,19 @@ where
             class,
             deadline,
             timer: None,
+            wedge_timer: None,
         },
     }
 }
 
-/// Wraps `f` into the closure a worker calls when it takes the job from the queue.
-fn runner<T, F>(job: Arc<Job<T>>, class: Arc<Class>, f: F) -> Box<dyn FnOnce(Pickup) + Send>
+/// Wraps `f` into the closure a worker calls when it takes the job from the queue; `route`
+/// names the request that submitted it, should it be wedged.
+fn runner<T, F>(
+    job: Arc<Job<T>>,
+    class: Arc<Class>,
+    route: Arc<str>,
+    f: F,
+) -> Box<dyn FnOnce(Pickup) + Send>
 where
     F: FnOnce(&CancelToken) -> T + Send + 'static,
     T: Send + 'static,
@@ -193,8 +207,12 @@ where
         let outcome = match pickup {
             Pickup::Expired => Err(class.queue_timeout_error()),
             Pickup::InTime { waited } => {
-                job.start(waited);
-                run_caught(&class, || f(&job.token))
+                let start = Instant::now();
+                job.start(waited, start);
+                class.wedges.started(job.id, route, start);
+                let outcome = run_caught(&class, start, || f(&job.token));
+                class.wedges.finished(job.id);
+                outcome
             }
         };
         // Counters first, so whoever sees the result also sees the worker free.
@@ -206,8 +224,7 @@ where
 /// Runs a job, timing it for `class` and turning a panic into [`Error::HandlerPanicked`].
 ///
 /// The panic is not logged here: whoever answers the request with the error logs the 500.
-fn run_caught<T>(class: &Class, f: impl FnOnce() -> T) -> Result<T> {
-    let start = Instant::now();
+fn run_caught<T>(class: &Class, start: Instant, f: impl FnOnce() -> T) -> Result<T> {
     let outcome = catch_unwind(AssertUnwindSafe(f));
     class.record_run(start.elapsed(), outcome.is_err());
     outcome.map_err(|payload| Error::HandlerPanicked(panic_message(payload.as_ref())))
@@ -236,7 +253,7 @@ impl<T> Future for Task<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
         // No field is structurally pinned: `Timer` and `Arc` are `Unpin`.
         let this = self.get_mut();
-        let (job, class, deadline, timer) = match &mut this.state {
+        let (job, class, deadline, timer, wedge_timer) = match &mut this.state {
             TaskState::Failed(err) => {
                 let err = err.take().expect("Task polled after completion");
                 return Poll::Ready(Err(err));
@@ -246,8 +263,8 @@ impl<T> Future for Task<T> {
                 class,
                 deadline,
                 timer,
-                ..
-            } => (job, class, *deadline, timer),
+                wedge_timer,
+            } => (job, class, *deadline, timer, wedge_timer),
         };
         {
             let mut slot = lock(&job.slot);
@@ -256,6 +273,19 @@ impl<T> Future for Task<T> {
                 return Poll::Ready(result);
             }
             slot.waker = Some(cx.waker().clone());
+            if let Some(started_at) = slot.started_at {
+                drop(slot);
+                // Running: report it if it passes the wedge limit while this task waits. The
+                // task is polled when the job starts (the worker wakes it at its queue deadline
+                // at the latest), which arms this.
+                let limit = class.wedges.limit();
+                let timer = wedge_timer.get_or_insert_with(|| Timer::at(started_at + limit));
+                if Pin::new(timer).poll(cx).is_ready() {
+                    class.wedge(Instant::now());
+                    *wedge_timer = Some(Timer::never());
+                }
+                return Poll::Pending;
+            }
             if slot.started {
                 return Poll::Pending;
             }

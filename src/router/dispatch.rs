@@ -3,6 +3,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_lite::FutureExt;
@@ -22,6 +23,8 @@ pub(crate) struct Dispatcher {
     router: Router,
     /// The pool class of each route, by route id.
     route_classes: Vec<ClassHandle>,
+    /// Each route's label (`GET /report`) as its pool jobs carry it, by route id.
+    route_labels: Vec<Arc<str>>,
     /// The server's counters, monitor and settings.
     state: Rc<ServerState>,
 }
@@ -46,9 +49,15 @@ impl Dispatcher {
                 })
             })
             .collect::<Result<_>>()?;
+        let route_labels = router
+            .routes()
+            .iter()
+            .map(|route| Arc::from(route.label.as_str()))
+            .collect();
         Ok(Dispatcher {
             router,
             route_classes,
+            route_labels,
             state,
         })
     }
@@ -98,7 +107,10 @@ impl Dispatcher {
             .access_log
             .then(|| (req.method().to_string(), req.path().to_string()));
         let mut in_flight = self.state.requests().start();
-        let scope = RequestScope::new(self.route_classes[route_id].clone());
+        let scope = RequestScope::new(
+            self.route_classes[route_id].clone(),
+            self.route_labels[route_id].clone(),
+        );
         let run = self.run_handler(route_id, req);
         let scoped = Scoped::new(scope.clone(), self.state.monitor(), route_id, run);
         let response = match route.timeout {

@@ -2,15 +2,17 @@
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::rc::Rc;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread;
 
 use async_executor::LocalExecutor;
 use async_io::Async;
 
 use super::{Listener, Server, ServerHandle, ShutdownHandle};
+use crate::activation;
 use crate::config::{ClassConfig, Config, Frontend};
 use crate::error::{Error, Result};
+use crate::notify::Notifier;
 use crate::router::{Dispatcher, Router};
 use crate::server::signal::SignalWatch;
 use crate::server::state::ServerState;
@@ -108,19 +110,42 @@ impl ServerBuilder {
         self
     }
 
-    /// Binds the listening socket and builds the server for `router`.
+    /// Binds the listening socket (or takes the one systemd passed, for the address `systemd`
+    /// or `systemd:NAME`) and builds the server for `router`.
+    ///
+    /// When `NOTIFY_SOCKET` is set, the server speaks systemd's notify protocol (`READY=1`,
+    /// status lines, `STOPPING=1`, watchdog pings from the loop); the protocol's variables
+    /// (and the socket-activation ones) are removed from the environment, so child processes
+    /// never see them.
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] for invalid settings or undeclared pool classes; [`Error::Io`] if the
-    /// address does not resolve or cannot be bound, or the signal handlers cannot be installed.
+    /// [`Error::Config`] for invalid settings, undeclared pool classes, or an address `systemd`
+    /// without a usable passed socket; [`Error::Io`] if the address does not resolve or cannot
+    /// be bound, the notify socket cannot be used, or the signal handlers cannot be installed.
     pub fn build(self, router: Router) -> Result<Server> {
-        let addr = resolve(&self.config.addr)?;
-        let listener = TcpListener::bind(addr)?;
+        let listener = if activation::is_activation_addr(&self.config.addr) {
+            if self.config.frontend != Frontend::Native {
+                return Err(Error::Config(format!(
+                    "address {:?}: socket activation needs the native front end",
+                    self.config.addr
+                )));
+            }
+            activation::take_listener(&self.config.addr)?
+        } else {
+            TcpListener::bind(resolve(&self.config.addr)?)?
+        };
         let local_addr = listener.local_addr()?;
+        let notifier = Notifier::from_env()?.map(Arc::new);
         let ex = Rc::new(LocalExecutor::new());
         let labels = router.routes().iter().map(|r| r.label.clone()).collect();
-        let state = ServerState::new(self.config, self.classes, labels, Rc::downgrade(&ex))?;
+        let state = ServerState::new(
+            self.config,
+            self.classes,
+            labels,
+            Rc::downgrade(&ex),
+            notifier,
+        )?;
         let state = Rc::new(state);
         let dispatcher = Rc::new(Dispatcher::new(router, state.clone())?);
         let listener = match state.config().frontend {

@@ -1,9 +1,11 @@
-//! The server: its builder, the event loop that runs it, the state it keeps, and shutdown.
+//! The server: its builder, the event loop that runs it, the state it keeps, what it tells its
+//! supervisor, and shutdown.
 
 mod builder;
 mod shutdown;
 mod signal;
 pub(crate) mod state;
+mod supervise;
 
 pub use builder::ServerBuilder;
 pub use shutdown::{ServerHandle, ShutdownHandle};
@@ -11,6 +13,7 @@ pub use shutdown::{ServerHandle, ShutdownHandle};
 use std::fmt;
 use std::net::{SocketAddr, TcpListener};
 use std::rc::Rc;
+use std::time::Instant;
 
 use async_executor::LocalExecutor;
 use async_io::{Async, Timer};
@@ -121,18 +124,34 @@ impl Server {
             }
         };
 
+        // Tell a supervisor we are ready, and ping its watchdog from the loop itself.
+        if let Some(notifier) = state.notifier() {
+            notifier.ready(&format!("listening on http://{local_addr}"));
+            if let Some(interval) = notifier.watchdog() {
+                let watchdog = supervise::watchdog(state.clone(), notifier.clone(), interval);
+                spawn_on_loop(&state, watchdog).detach();
+            }
+        }
+
         if requests.first().await == Stop::Now {
             log::info!("stopping now");
             state.close_pools();
             return Ok(());
         }
 
-        // Graceful: stop accepting, close idle connections, let in-flight requests finish.
+        // Graceful: readiness fails and responses close their connections; after the drain
+        // delay, stop accepting, close idle connections, let in-flight requests finish.
+        if !supervise::announce(&state, &requests).await {
+            log::info!("second shutdown request: stopping now");
+            state.close_pools();
+            return Ok(());
+        }
         log::info!(
             "shutting down: finishing {} connection(s), waiting up to {:?}",
             state.connections(),
             state.config().drain_timeout
         );
+        let deadline = Instant::now() + state.config().drain_timeout;
         state.begin_stopping();
         accept.await;
         let forced = async {
@@ -140,13 +159,14 @@ impl Server {
             log::info!("second shutdown request: stopping now");
         };
         let expired = async {
-            Timer::after(state.config().drain_timeout).await;
+            Timer::at(deadline).await;
             log::warn!(
                 "drain deadline passed with {} connection(s) open; closing them",
                 state.connections()
             );
         };
-        state.all_closed().or(forced).or(expired).await;
+        let progress = supervise::report_progress(&state, deadline);
+        state.all_closed().or(forced).or(expired).or(progress).await;
         state.close_pools();
         Ok(())
     }

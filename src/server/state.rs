@@ -1,6 +1,7 @@
 //! What the server keeps while it runs, apart from the application: the settings, the pool
-//! classes, connection counters, the request-body budget, front-end health, the stop signal for
-//! connections, the loop monitor and request counters, and the one way to spawn a loop task.
+//! classes, connection counters, the request-body budget, front-end health, the drain and stop
+//! signals for connections, the supervisor's notify socket, the loop monitor and request
+//! counters, and the one way to spawn a loop task.
 //!
 //! It lives on the loop (`Rc`, plain cells): front ends, routing and the probes read and update
 //! it through methods, never through its fields.
@@ -17,6 +18,7 @@ use async_executor::LocalExecutor;
 
 use crate::config::{ClassConfig, Config};
 use crate::error::{Error, Result};
+use crate::notify::Notifier;
 use crate::observe::metrics::RequestMetrics;
 use crate::observe::monitor::{Instrumented, Monitor};
 use crate::pool::ClassHandle;
@@ -34,7 +36,11 @@ pub(crate) struct ServerState {
     classes: Vec<ClassHandle>,
     /// The loop's executor, held weakly: its tasks hold this state.
     ex: Weak<LocalExecutor<'static>>,
-    /// Closed when a graceful shutdown begins; connections wait on it while idle.
+    /// Set when a graceful shutdown begins: readiness fails and every response closes its
+    /// connection, while accepting goes on for the drain delay.
+    draining: Cell<bool>,
+    /// Closed when the server stops accepting (after the drain delay); connections wait on it
+    /// while idle.
     stopping: async_channel::Receiver<()>,
     /// The other end of `stopping`, kept so the channel closes only when asked to.
     stop_tx: async_channel::Sender<()>,
@@ -57,13 +63,16 @@ pub(crate) struct ServerState {
     monitor: Arc<Monitor>,
     /// Request counters and latencies.
     requests: RequestMetrics,
+    /// The supervisor's notify socket (`NOTIFY_SOCKET`), when there is one.
+    notifier: Option<Arc<Notifier>>,
     /// When the server was built.
     started: Instant,
 }
 
 impl ServerState {
     /// Checks the settings, declares the pool classes, and starts the loop monitor for routes
-    /// labelled `route_labels` (by route id); tasks are spawned on `ex`.
+    /// labelled `route_labels` (by route id); tasks are spawned on `ex`, and the supervisor is
+    /// told about the server through `notifier`.
     ///
     /// # Errors
     ///
@@ -73,17 +82,24 @@ impl ServerState {
         declared: Vec<(String, ClassConfig)>,
         route_labels: Vec<String>,
         ex: Weak<LocalExecutor<'static>>,
+        notifier: Option<Arc<Notifier>>,
     ) -> Result<ServerState> {
         config.validate()?;
         let classes = declare_classes(&config, declared)?;
         let requests = RequestMetrics::new(route_labels.len());
-        let monitor = Monitor::start(route_labels, config.stall_threshold, config.loop_monitor);
+        let monitor = Monitor::start(
+            route_labels,
+            config.stall_threshold,
+            config.loop_monitor,
+            notifier.clone(),
+        );
         let (stop_tx, stopping) = async_channel::bounded(1);
         let (closed_tx, closed_rx) = async_channel::bounded(1);
         Ok(ServerState {
             config,
             classes,
             ex,
+            draining: Cell::new(false),
             stopping,
             stop_tx,
             closed_tx,
@@ -95,6 +111,7 @@ impl ServerState {
             frontend_healthy: Arc::new(AtomicBool::new(true)),
             monitor,
             requests,
+            notifier,
             started: Instant::now(),
         })
     }
@@ -123,6 +140,11 @@ impl ServerState {
     /// Returns the request counters.
     pub(crate) fn requests(&self) -> &RequestMetrics {
         &self.requests
+    }
+
+    /// Returns the supervisor's notify socket, when the server was started with one.
+    pub(crate) fn notifier(&self) -> Option<&Arc<Notifier>> {
+        self.notifier.as_ref()
     }
 
     /// Returns how long ago the server was built.
@@ -209,13 +231,26 @@ impl ServerState {
         self.frontend_healthy.clone()
     }
 
-    /// Begins a graceful shutdown: connections and accept loops see [`ServerState::is_stopping`]
-    /// and their [`ServerState::stopped`] futures complete.
+    /// Begins a graceful shutdown's first phase: readiness fails and every response closes
+    /// its connection ([`ServerState::is_draining`]), while the server still accepts.
+    pub(crate) fn begin_draining(&self) {
+        self.draining.set(true);
+    }
+
+    /// Returns `true` once a graceful shutdown has begun, even while the drain delay keeps
+    /// accepting: responses close their connections and readiness fails.
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.get() || self.is_stopping()
+    }
+
+    /// Stops accepting (after the drain delay): connections and accept loops see
+    /// [`ServerState::is_stopping`] and their [`ServerState::stopped`] futures complete.
     pub(crate) fn begin_stopping(&self) {
+        self.draining.set(true);
         self.stop_tx.close();
     }
 
-    /// Returns `true` once a graceful shutdown has begun.
+    /// Returns `true` once the server has stopped accepting.
     pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.is_closed()
     }
@@ -248,6 +283,7 @@ impl fmt::Debug for ServerState {
         f.debug_struct("ServerState")
             .field("connections", &self.connections.get())
             .field("body_memory", &self.body_memory.get())
+            .field("draining", &self.draining.get())
             .field("stopping", &self.is_stopping())
             .finish_non_exhaustive()
     }
@@ -358,7 +394,7 @@ mod tests {
             max_body_memory,
             ..Config::default()
         };
-        let state = ServerState::new(config, Vec::new(), Vec::new(), Rc::downgrade(&ex))
+        let state = ServerState::new(config, Vec::new(), Vec::new(), Rc::downgrade(&ex), None)
             .expect("valid settings");
         (Rc::new(state), ex)
     }
@@ -400,8 +436,14 @@ mod tests {
     fn a_class_declared_twice_is_refused() {
         let ex = Rc::new(LocalExecutor::new());
         let declared = vec![("default".to_string(), ClassConfig::default())];
-        let err = ServerState::new(Config::default(), declared, Vec::new(), Rc::downgrade(&ex))
-            .expect_err("default is declared already");
+        let err = ServerState::new(
+            Config::default(),
+            declared,
+            Vec::new(),
+            Rc::downgrade(&ex),
+            None,
+        )
+        .expect_err("default is declared already");
         assert!(err.to_string().contains("declared twice"), "{err}");
     }
 }

@@ -141,7 +141,12 @@ impl Conn {
             config.keep_alive_timeout
         };
         self.buf = Vec::new();
-        if self.state.is_stopping() {
+        // With a drain delay, a draining server leaves idle connections open: closing one races
+        // with a proxy sending on it (a POST would become a 502). Each closes after its next
+        // request (answered with `Connection: close`) or at its keep-alive timeout, which a
+        // proxy's own upstream idle timeout stays below. Without one, they close at once.
+        let close_idle = config.drain_delay.is_zero();
+        if close_idle && self.state.is_stopping() {
             return Err(Stop::Quiet);
         }
         let stopping = self.state.stopped();
@@ -154,6 +159,9 @@ impl Conn {
         let outcome = async { Some(read.await) }
             .or(async move {
                 stopping.await;
+                if !close_idle {
+                    futures_lite::future::pending::<()>().await;
+                }
                 None
             })
             .await;
@@ -286,7 +294,7 @@ impl Conn {
         response: crate::Response,
         exchange: Exchange,
     ) -> Result<bool, Stop> {
-        let out = write::prepare(response, exchange, self.state.is_stopping());
+        let out = write::prepare(response, exchange, self.state.is_draining());
         let close = out.close;
         self.write_response(out).await.map_err(|_| Stop::Quiet)?;
         Ok(!close)

@@ -43,11 +43,14 @@ pub(crate) async fn accept_loop(
                 None
             })
             .await;
-        let Some(ready) = ready.filter(|_| !state.is_stopping()) else {
+        // Stopping: with a drain delay, take the connections already queued before closing the
+        // listener (closing it would reset them); without one, just close.
+        let last_sweep = ready.is_none() || state.is_stopping();
+        if last_sweep && state.config().drain_delay.is_zero() {
             // Dropping the listener refuses new connections at the TCP level.
             return;
-        };
-        if let Err(e) = ready {
+        }
+        if let Some(Err(e)) = ready {
             // The reactor could not watch the listener: pause and retry rather than stop
             // accepting for good while the process keeps running.
             log::error!("waiting for connections failed: {e}; retrying");
@@ -84,6 +87,7 @@ pub(crate) async fn accept_loop(
                     task.detach();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) if last_sweep => break,
                 Err(e) if is_transient(&e) => continue,
                 Err(e) => {
                     if backoff == Duration::ZERO {
@@ -95,6 +99,9 @@ pub(crate) async fn accept_loop(
                     break;
                 }
             }
+        }
+        if last_sweep {
+            return;
         }
     }
 }

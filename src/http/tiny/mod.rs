@@ -246,7 +246,7 @@ async fn handle(
             reply::refuse(raw, response).await;
         } else {
             let stall = state.config().write_timeout;
-            reply::respond(raw, response, framing, state.is_stopping(), stall).await;
+            reply::respond(raw, response, framing, state.is_draining(), stall).await;
         }
     };
     let route_id = match dispatcher.route(&mut req) {
@@ -288,7 +288,7 @@ async fn handle(
     req.set_body(body);
     let response = dispatcher.dispatch(route_id, req).await;
     let stall = state.config().write_timeout;
-    reply::respond(raw, response, framing, state.is_stopping(), stall).await;
+    reply::respond(raw, response, framing, state.is_draining(), stall).await;
 }
 
 /// The 413 answer for a body over the route's limit.
