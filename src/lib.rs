@@ -47,6 +47,9 @@ mod observe;
 mod pool;
 mod request;
 mod response;
+// Not wired into the front end until issue 10 lands (issue 14).
+#[allow(dead_code, unused_imports)]
+mod rt;
 mod router;
 mod server;
 
