@@ -37,6 +37,9 @@ pub(crate) const NOTIFY_KEY: u64 = u64::MAX;
 /// Most events taken from the kernel per wait.
 const EVENTS: usize = 256;
 
+/// The next reactor's thread id.
+static NEXT_THREAD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 thread_local! {
     /// This thread's reactor, created on first use.
     static CURRENT: Rc<Reactor> = Rc::new(Reactor::new().expect("cannot create an epoll instance"));
@@ -58,6 +61,8 @@ pub(crate) struct Reactor {
     driver: RefCell<Option<Waker>>,
     /// The deadline the embedded driver currently waits for.
     driver_deadline: Cell<Option<Instant>>,
+    /// A process-wide unique id of the thread owning this reactor.
+    thread: u64,
 }
 
 /// Sources by slot, with a generation per slot so a stale event key is recognised.
@@ -92,12 +97,23 @@ impl Reactor {
             driven: Cell::new(0),
             driver: RefCell::new(None),
             driver_deadline: Cell::new(None),
+            thread: NEXT_THREAD.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
     /// Returns this thread's reactor.
     pub(crate) fn current() -> Rc<Reactor> {
         CURRENT.with(Rc::clone)
+    }
+
+    /// Runs `f` with this thread's reactor (no reference count touched).
+    pub(crate) fn with<R>(f: impl FnOnce(&Reactor) -> R) -> R {
+        CURRENT.with(|reactor| f(reactor))
+    }
+
+    /// Returns an id unique to this reactor's thread among the process's threads.
+    pub(crate) fn thread_id(&self) -> u64 {
+        self.thread
     }
 
     /// Returns `true` while some driver polls this thread's reactor.

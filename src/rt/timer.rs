@@ -15,7 +15,6 @@ use std::collections::BinaryHeap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -167,10 +166,12 @@ pub(crate) struct Sleep {
 enum State {
     /// Not polled yet: nothing registered.
     New,
-    /// In this thread's reactor heap.
+    /// In the reactor heap of the thread identified by `thread`.
     Local {
-        /// The reactor holding the deadline.
-        reactor: Rc<Reactor>,
+        /// The registering thread's [`Reactor::thread_id`]: a sleep stays `Send`, and one
+        /// dropped on another thread leaves its slot to fire harmlessly instead of touching a
+        /// heap it does not own.
+        thread: u64,
         /// The heap slot.
         index: u32,
         /// The slot's generation.
@@ -199,12 +200,16 @@ impl Sleep {
     /// Frees the heap slot, if any.
     fn deregister(&mut self) {
         if let State::Local {
-            reactor,
+            thread,
             index,
             generation,
-        } = &self.state
+        } = self.state
         {
-            reactor.timers.borrow_mut().remove(*index, *generation);
+            Reactor::with(|reactor| {
+                if reactor.thread_id() == thread {
+                    reactor.timers.borrow_mut().remove(index, generation);
+                }
+            });
         }
         self.state = State::Done;
     }
@@ -226,33 +231,47 @@ impl Future for Sleep {
             this.deregister();
             return Poll::Ready(());
         }
-        match &this.state {
+        match this.state {
             State::New => {
-                let reactor = Reactor::current();
-                if reactor.is_driven() {
+                let registered = Reactor::with(|reactor| {
+                    if !reactor.is_driven() {
+                        return None;
+                    }
                     let (index, generation) =
                         reactor.timers.borrow_mut().insert(this.deadline, cx.waker());
                     reactor.deadline_added(this.deadline);
-                    this.state = State::Local {
-                        reactor,
+                    Some(State::Local {
+                        thread: reactor.thread_id(),
                         index,
                         generation,
-                    };
-                } else {
-                    let mut timer = async_io::Timer::at(this.deadline);
-                    let poll = Pin::new(&mut timer).poll(cx).map(|_| ());
-                    this.state = State::Foreign(timer);
-                    return poll;
+                    })
+                });
+                match registered {
+                    Some(state) => this.state = state,
+                    None => {
+                        let mut timer = async_io::Timer::at(this.deadline);
+                        let poll = Pin::new(&mut timer).poll(cx).map(|_| ());
+                        this.state = State::Foreign(timer);
+                        return poll;
+                    }
                 }
             }
             State::Local {
-                reactor,
+                thread,
                 index,
                 generation,
-            } => reactor
-                .timers
-                .borrow_mut()
-                .set_waker(*index, *generation, cx.waker()),
+            } => Reactor::with(|reactor| {
+                if reactor.thread_id() == thread {
+                    reactor
+                        .timers
+                        .borrow_mut()
+                        .set_waker(index, generation, cx.waker());
+                } else {
+                    // Moved to another thread: fall back to async-io from here on.
+                    this.state = State::Foreign(async_io::Timer::at(this.deadline));
+                    cx.waker().wake_by_ref();
+                }
+            }),
             State::Foreign(_) | State::Done => unreachable!("handled above"),
         }
         Poll::Pending
@@ -325,6 +344,10 @@ mod tests {
         assert_eq!(timers.next_deadline(), Some(now + Duration::from_secs(60)));
         timers.remove(keep.0, keep.1);
     }
+
+    /// Compile-time check: a sleep can live in `Send` futures (the pool's `Task`).
+    fn _assert_send<T: Send>() {}
+    const _: fn() = _assert_send::<Sleep>;
 
     #[test]
     fn off_the_loop_a_sleep_falls_back_to_async_io() {
