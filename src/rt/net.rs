@@ -17,6 +17,9 @@ use std::task::{ready, Context, Poll};
 
 use super::reactor::{Reactor, SourceState, READ, WRITE};
 
+/// Most bytes [`TcpStream::read_append`] reads through the stack into an unallocated buffer.
+pub(crate) const STACK_READ: usize = 4096;
+
 /// A socket registered with this thread's reactor.
 struct Source<T: AsFd> {
     /// The socket, in non-blocking mode.
@@ -109,6 +112,7 @@ impl TcpListener {
     }
 
     /// Returns the socket.
+    #[cfg(test)]
     pub(crate) fn get_ref(&self) -> &net::TcpListener {
         &self.source.io
     }
@@ -125,6 +129,7 @@ impl TcpListener {
     }
 
     /// Accepts one connection, waiting for it.
+    #[cfg(test)]
     pub(crate) async fn accept(&self) -> io::Result<(net::TcpStream, SocketAddr)> {
         poll_fn(|cx| self.source.poll_io(READ, cx, |listener| listener.accept())).await
     }
@@ -169,16 +174,19 @@ impl TcpStream {
     }
 
     /// Waits until a write may be accepted.
+    #[cfg(test)]
     pub(crate) async fn writable(&self) -> io::Result<()> {
         self.source.ready(WRITE).await
     }
 
     /// Reads into `buf`, waiting until some bytes (or the end of the stream) arrive.
+    #[cfg(test)]
     pub(crate) async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         poll_fn(|cx| self.poll_read(cx, buf)).await
     }
 
     /// Polls a read into `buf`.
+    #[cfg(test)]
     fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let asked = buf.len();
         let n = ready!(self
@@ -190,18 +198,27 @@ impl TcpStream {
 
     /// Appends up to `max` bytes to `buf`, waiting until some arrive.
     ///
-    /// Cancel-safe, and a wait holds no memory: `buf` grows only inside the system call that
-    /// fills it and shrinks back to what was read before the next await.
+    /// Cancel-safe, and a wait holds no memory: `buf` changes only inside the system call that
+    /// fills it. A buffer with no allocation is read through the stack (at most
+    /// [`STACK_READ`] bytes), so a read that finds nothing leaves it unallocated.
     pub(crate) async fn read_append(&self, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
         poll_fn(|cx| {
-            let old = buf.len();
+            let mut asked = max;
             let n = ready!(self.source.poll_io(READ, cx, |mut stream| {
+                if buf.capacity() == 0 {
+                    let mut stack = [0u8; STACK_READ];
+                    asked = max.min(STACK_READ);
+                    let n = stream.read(&mut stack[..asked])?;
+                    buf.extend_from_slice(&stack[..n]);
+                    return Ok(n);
+                }
+                let old = buf.len();
                 buf.resize(old + max, 0);
                 let result = stream.read(&mut buf[old..]);
                 buf.truncate(old + *result.as_ref().unwrap_or(&0));
                 result
             }))?;
-            self.source.note_transfer(READ, n, max);
+            self.source.note_transfer(READ, n, asked);
             Poll::Ready(Ok(n))
         })
         .await
