@@ -47,10 +47,8 @@ mod observe;
 mod pool;
 mod request;
 mod response;
-// Not wired into the front end until issue 10 lands (issue 14).
-#[allow(dead_code, unused_imports)]
-mod rt;
 mod router;
+mod rt;
 mod server;
 
 pub use config::{ClassConfig, Config, Frontend, Setting, DEFAULT_QUEUE, SETTINGS};

@@ -56,7 +56,9 @@ impl TcpListener {
 
 impl fmt::Debug for TcpListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("TcpListener").field(self.0.get_ref()).finish()
+        f.debug_tuple("TcpListener")
+            .field(self.0.get_ref())
+            .finish()
     }
 }
 
@@ -136,6 +138,11 @@ impl Sleep {
     /// Returns a sleep that completes after `duration`.
     pub(crate) fn after(duration: Duration) -> Sleep {
         Sleep(Timer::after(duration))
+    }
+
+    /// Returns a sleep that never completes.
+    pub(crate) fn never() -> Sleep {
+        Sleep(Timer::never())
     }
 }
 

@@ -74,16 +74,20 @@ mod tests {
         // A handler may talk to another service with async-io and sleep on its timers: the
         // async-io reactor is driven by its own thread while our loop runs.
         block_on(async {
-            let listener = async_io::Async::<std::net::TcpListener>::bind(([127, 0, 0, 1], 0))
-                .expect("bind");
+            let listener =
+                async_io::Async::<std::net::TcpListener>::bind(([127, 0, 0, 1], 0)).expect("bind");
             let addr = listener.get_ref().local_addr().unwrap();
             let accept = async { listener.accept().await.unwrap().0 };
             let connect = async { async_io::Async::<std::net::TcpStream>::connect(addr).await };
             let (mut server, client) = futures_lite::future::zip(accept, connect).await;
             let mut client = client.unwrap();
-            futures_lite::AsyncWriteExt::write_all(&mut client, b"hello").await.unwrap();
+            futures_lite::AsyncWriteExt::write_all(&mut client, b"hello")
+                .await
+                .unwrap();
             let mut buf = [0u8; 5];
-            futures_lite::AsyncReadExt::read_exact(&mut server, &mut buf).await.unwrap();
+            futures_lite::AsyncReadExt::read_exact(&mut server, &mut buf)
+                .await
+                .unwrap();
             assert_eq!(&buf, b"hello");
             async_io::Timer::after(Duration::from_millis(2)).await;
             let n = blocking::unblock(|| 21 * 2).await;

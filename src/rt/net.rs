@@ -251,7 +251,8 @@ mod tests {
     #[test]
     fn a_connection_is_accepted_and_echoes_both_ways() {
         block_on(async {
-            let listener = TcpListener::new(net::TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
+            let listener =
+                TcpListener::new(net::TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
             let addr = listener.get_ref().local_addr().unwrap();
             let client = TcpStream::connect(addr).await.unwrap();
             let (server, _) = listener.accept().await.unwrap();
@@ -274,7 +275,8 @@ mod tests {
     #[test]
     fn try_accept_without_a_pending_connection_would_block_and_clears_readiness() {
         block_on(async {
-            let listener = TcpListener::new(net::TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
+            let listener =
+                TcpListener::new(net::TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
             let err = listener.try_accept().unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
             assert!(!listener.source.state.is_ready(READ));
@@ -288,7 +290,8 @@ mod tests {
     #[test]
     fn a_write_that_fills_the_socket_waits_for_the_reader() {
         block_on(async {
-            let listener = TcpListener::new(net::TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
+            let listener =
+                TcpListener::new(net::TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
             let addr = listener.get_ref().local_addr().unwrap();
             let client = TcpStream::connect(addr).await.unwrap();
             let server = TcpStream::new(listener.accept().await.unwrap().0).unwrap();

@@ -181,6 +181,8 @@ enum State {
     Foreign(async_io::Timer),
     /// Completed.
     Done,
+    /// Never completes.
+    Never,
 }
 
 impl Sleep {
@@ -195,6 +197,14 @@ impl Sleep {
     /// Returns a sleep that completes after `duration`.
     pub(crate) fn after(duration: Duration) -> Sleep {
         Sleep::until(Instant::now() + duration)
+    }
+
+    /// Returns a sleep that never completes and registers nothing.
+    pub(crate) fn never() -> Sleep {
+        Sleep {
+            deadline: Instant::now(),
+            state: State::Never,
+        }
     }
 
     /// Frees the heap slot, if any.
@@ -222,6 +232,7 @@ impl Future for Sleep {
         let this = self.get_mut();
         match &mut this.state {
             State::Done => return Poll::Ready(()),
+            State::Never => return Poll::Pending,
             State::Foreign(timer) => {
                 return Pin::new(timer).poll(cx).map(|_| this.state = State::Done);
             }
@@ -237,8 +248,10 @@ impl Future for Sleep {
                     if !reactor.is_driven() {
                         return None;
                     }
-                    let (index, generation) =
-                        reactor.timers.borrow_mut().insert(this.deadline, cx.waker());
+                    let (index, generation) = reactor
+                        .timers
+                        .borrow_mut()
+                        .insert(this.deadline, cx.waker());
                     reactor.deadline_added(this.deadline);
                     Some(State::Local {
                         thread: reactor.thread_id(),
@@ -272,7 +285,7 @@ impl Future for Sleep {
                     cx.waker().wake_by_ref();
                 }
             }),
-            State::Foreign(_) | State::Done => unreachable!("handled above"),
+            State::Foreign(_) | State::Done | State::Never => unreachable!("handled above"),
         }
         Poll::Pending
     }
@@ -339,7 +352,11 @@ mod tests {
             let (index, generation) = timers.insert(now + Duration::from_millis(i), &waker);
             timers.remove(index, generation);
         }
-        assert!(timers.heap_len() <= 2 * STALE_SLACK + 2, "{}", timers.heap_len());
+        assert!(
+            timers.heap_len() <= 2 * STALE_SLACK + 2,
+            "{}",
+            timers.heap_len()
+        );
         assert!(timers.slots.len() <= 2);
         assert_eq!(timers.next_deadline(), Some(now + Duration::from_secs(60)));
         timers.remove(keep.0, keep.1);

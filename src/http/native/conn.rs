@@ -22,12 +22,11 @@
 //! server meanwhile.
 
 use std::future::Future;
-use std::io::{self, Read as _, Write as _};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::io;
+use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use async_io::{Async, Timer};
 use futures_lite::FutureExt;
 
 use crate::http::h1::chunked::ChunkedDecoder;
@@ -35,6 +34,7 @@ use crate::http::h1::parse::{self, BodyKind, Head, HeadReader, Reject};
 use crate::http::h1::write::{self, Exchange, OutBody, Outgoing};
 use crate::request::Request;
 use crate::router::Dispatcher;
+use crate::rt::{timeout, Sleep, TcpStream};
 use crate::server::state::{BodyMemory, ServerState, BODY_MEMORY_FULL};
 
 /// Bytes asked of the socket per read.
@@ -72,7 +72,7 @@ struct Conn {
     /// Routes requests and runs their handlers.
     dispatcher: Rc<Dispatcher>,
     /// The socket.
-    stream: Async<TcpStream>,
+    stream: TcpStream,
     /// The client's address.
     peer: SocketAddr,
     /// Bytes read but not yet consumed (the start of the next head, pipelined requests).
@@ -83,7 +83,7 @@ struct Conn {
 pub(crate) async fn serve(
     state: Rc<ServerState>,
     dispatcher: Rc<Dispatcher>,
-    stream: Async<TcpStream>,
+    stream: TcpStream,
     peer: SocketAddr,
 ) {
     let mut conn = Conn {
@@ -425,7 +425,7 @@ impl Conn {
                     Err(io::Error::from(io::ErrorKind::ConnectionAborted))
                 };
                 let stalled = async {
-                    Timer::after(wait).await;
+                    Sleep::after(wait).await;
                     Err(io::Error::new(
                         io::ErrorKind::TimedOut,
                         "response producer stalled",
@@ -448,7 +448,7 @@ impl Conn {
     async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
         let stall = self.state.config().write_timeout;
         while !bytes.is_empty() {
-            let write = self.stream.write_with(|s| (&*s).write(bytes));
+            let write = self.stream.write(bytes);
             let n = timeout(Instant::now() + stall, write)
                 .await
                 .unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::TimedOut, "write stalled")))?;
@@ -497,7 +497,7 @@ fn body_read_error(e: &io::Error) -> Stop {
 
 /// Appends up to `max` bytes from `stream` to `buf`, waiting until `deadline`.
 async fn read_into(
-    stream: &Async<TcpStream>,
+    stream: &TcpStream,
     buf: &mut Vec<u8>,
     max: usize,
     deadline: Instant,
@@ -513,27 +513,19 @@ async fn read_into(
 /// Cancel-safe: the buffer only changes inside the non-blocking read, never across an await.
 /// Reads land on the stack first, so a read that finds nothing leaves `buf` as it was: an idle
 /// connection holds no buffer (growing `buf` before reading kept 4 KiB per idle connection).
-async fn read_some(stream: &Async<TcpStream>, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+async fn read_some(stream: &TcpStream, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
     // A buffer with no allocation is not given one until there is something to read, so a
     // waiting connection (idle keep-alive, or a handler running) holds no read buffer.
     if buf.capacity() == 0 {
         stream.readable().await?;
     }
-    stream
-        .read_with(|s| {
-            // Read straight into the buffer's spare room (bodies take up to 64 KiB per read).
-            let old = buf.len();
-            buf.resize(old + max, 0);
-            let result = (&*s).read(&mut buf[old..]);
-            buf.truncate(old + *result.as_ref().unwrap_or(&0));
-            result
-        })
-        .await
+    // Read straight into the buffer's spare room (bodies take up to 64 KiB per read).
+    stream.read_append(buf, max).await
 }
 
 /// Resolves when the client closes or resets the connection; bytes it sends meanwhile (a
 /// pipelined request) are kept in `buf`, up to `cap` bytes, after which reading pauses.
-async fn watch_disconnect(stream: &Async<TcpStream>, buf: &mut Vec<u8>, cap: usize) {
+async fn watch_disconnect(stream: &TcpStream, buf: &mut Vec<u8>, cap: usize) {
     loop {
         if buf.len() >= cap {
             return futures_lite::future::pending().await;
@@ -545,16 +537,6 @@ async fn watch_disconnect(stream: &Async<TcpStream>, buf: &mut Vec<u8>, cap: usi
     }
 }
 
-/// Runs `future` until `deadline`; `None` if the deadline came first.
-async fn timeout<T>(deadline: Instant, future: impl Future<Output = T>) -> Option<T> {
-    async { Some(future.await) }
-        .or(async {
-            Timer::at(deadline).await;
-            None
-        })
-        .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -563,12 +545,12 @@ mod tests {
     #[test]
     fn a_read_that_finds_nothing_leaves_no_buffer() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let stream = Async::new(listener.accept().unwrap().0).unwrap();
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let stream = TcpStream::new(listener.accept().unwrap().0).unwrap();
         let mut buf = Vec::new();
         // The client sends nothing, so the read can only time out.
         let deadline = Instant::now() + Duration::from_millis(1);
-        let result = async_io::block_on(read_into(&stream, &mut buf, READ_CHUNK, deadline));
+        let result = crate::rt::block_on(read_into(&stream, &mut buf, READ_CHUNK, deadline));
         assert_eq!(result.unwrap_err().kind(), io::ErrorKind::TimedOut);
         assert_eq!(buf.capacity(), 0);
     }
