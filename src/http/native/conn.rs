@@ -51,6 +51,14 @@ const LINGER: Duration = Duration::from_secs(1);
 /// Most bytes discarded while lingering.
 const LINGER_BYTES: usize = 64 * 1024;
 
+/// After a `503` (work shed), the connection's next request is read only after this pause,
+/// doubled for each further `503` in a row up to [`SHED_PAUSE_MAX`]; see [`shed_pause`].
+const SHED_PAUSE: Duration = Duration::from_millis(1);
+
+/// The longest pause after a run of `503`s: well under the `Retry-After: 1` they carry, so a
+/// client that honours it never waits for the pause.
+const SHED_PAUSE_MAX: Duration = Duration::from_millis(256);
+
 /// Why a connection stops.
 enum Stop {
     /// Close without a response (client left, idle, or nothing to answer).
@@ -77,6 +85,8 @@ struct Conn {
     peer: SocketAddr,
     /// Bytes read but not yet consumed (the start of the next head, pipelined requests).
     buf: Vec<u8>,
+    /// `503`s answered in a row on this connection.
+    shed_streak: u32,
 }
 
 /// Serves one connection until it closes.
@@ -92,9 +102,13 @@ pub(crate) async fn serve(
         stream,
         peer,
         buf: Vec::new(),
+        shed_streak: 0,
     };
     let mut first = true;
     loop {
+        if conn.shed_streak > 0 && !conn.pause_after_shed().await {
+            return;
+        }
         // Idle connections wait in this small future; the state of a request in progress is
         // boxed only while there is one, so a thousand idle keep-alive connections stay cheap.
         if conn.buf.is_empty() {
@@ -127,6 +141,27 @@ impl Conn {
                 self.linger().await;
             }
         }
+    }
+
+    /// Waits out the pause after a `503`; `false` if a graceful shutdown began meanwhile.
+    ///
+    /// A client that retries shed work at once would otherwise keep the loop busy refusing
+    /// it (tens of thousands of `503`s a second), and every other connection's request would
+    /// wait its turn behind those refusals. Paused, the connection costs nothing: its retry
+    /// waits in the socket buffer, unread, while the loop serves everyone else.
+    async fn pause_after_shed(&mut self) -> bool {
+        let stopping = self.state.stopped();
+        let pause = shed_pause(self.shed_streak);
+        async {
+            Sleep::after(pause).await;
+            true
+        }
+        .or(async move {
+            stopping.await;
+            false
+        })
+        .await
+            && !self.state.is_stopping()
     }
 
     /// Waits, with no buffer held, for the first bytes of the next request.
@@ -294,6 +329,11 @@ impl Conn {
         response: crate::Response,
         exchange: Exchange,
     ) -> Result<bool, Stop> {
+        if response.status() == 503 {
+            self.shed_streak = self.shed_streak.saturating_add(1);
+        } else {
+            self.shed_streak = 0;
+        }
         let out = write::prepare(response, exchange, self.state.is_draining());
         let close = out.close;
         self.write_response(out).await.map_err(|_| Stop::Quiet)?;
@@ -476,6 +516,13 @@ impl Conn {
     }
 }
 
+/// Returns the pause before reading the next request after `streak` `503`s in a row:
+/// [`SHED_PAUSE`] doubled per further `503`, at most [`SHED_PAUSE_MAX`].
+fn shed_pause(streak: u32) -> Duration {
+    let doublings = streak.saturating_sub(1).min(16);
+    (SHED_PAUSE * (1u32 << doublings)).min(SHED_PAUSE_MAX)
+}
+
 /// Grows this request's share of the server-wide body memory to `bytes`, or refuses the request
 /// with 503 when the server already holds `max-body-memory` of other bodies.
 fn hold(held: &mut BodyMemory, bytes: usize) -> Result<(), Stop> {
@@ -541,6 +588,14 @@ async fn watch_disconnect(stream: &TcpStream, buf: &mut Vec<u8>, cap: usize) {
 mod tests {
     use super::*;
     use std::net::TcpListener;
+
+    #[test]
+    fn the_pause_after_shed_work_doubles_up_to_its_cap() {
+        assert_eq!(shed_pause(1), SHED_PAUSE);
+        assert_eq!(shed_pause(2), SHED_PAUSE * 2);
+        assert_eq!(shed_pause(9), Duration::from_millis(256));
+        assert_eq!(shed_pause(u32::MAX), SHED_PAUSE_MAX);
+    }
 
     #[test]
     fn a_read_that_finds_nothing_leaves_no_buffer() {
