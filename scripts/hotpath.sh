@@ -15,6 +15,8 @@
 #   --secs S     measured wrk duration per repeat [5]
 #   --conns C    wrk connections [32]
 #   --only LIST  comma-separated subset of: steadyloop,axum-2w,axum-ct [all three]
+#   --before BIN also run BIN, a steadyloop demo binary built from another commit, as
+#                `before` (for before/after figures in one run)
 # Needs wrk (apt-get install wrk), perf (Debian: linux-perf) with tracepoint access (root, or
 # kernel.perf_event_paranoid <= -1), taskset, and the anchor built:
 #   cargo build --release --manifest-path bench/anchors/axum/Cargo.toml
@@ -25,17 +27,20 @@ runs=3
 secs=5
 conns=32
 only="steadyloop,axum-2w,axum-ct"
+before=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) runs=$2; shift 2 ;;
         --secs) secs=$2; shift 2 ;;
         --conns) conns=$2; shift 2 ;;
         --only) only=$2; shift 2 ;;
+        --before) before=$2; shift 2 ;;
         *) sed -n '2,/^set -e/p' "$0" | sed 's/^# \{0,1\}//; /^set -e/d' >&2; exit 2 ;;
     esac
 done
 
 target="${CARGO_TARGET_DIR:-target}"
+[ -z "$before" ] || only="before,$only"
 anchor="bench/anchors/axum/target/release/axum-anchor"
 port=18300
 tick=$(getconf CLK_TCK)
@@ -47,12 +52,13 @@ cargo build --release --quiet --bin steadyloop
 case ",$only," in *,axum-*) cargo build --release --quiet --manifest-path bench/anchors/axum/Cargo.toml ;; esac
 
 # The system calls broken out in the detail table (all of them are counted in the total).
-detail="recvfrom sendto read write epoll_wait epoll_pwait epoll_pwait2 epoll_ctl timerfd_settime futex"
+detail="recvfrom sendto read write writev epoll_wait epoll_pwait epoll_pwait2 epoll_ctl timerfd_settime futex"
 
 # Prints the command line that starts server $1 on port $2.
 server_cmd() {
     case "$1" in
         steadyloop) echo "env STEADYLOOP_LOG=off $target/release/steadyloop --addr 127.0.0.1:$2" ;;
+        before) echo "env STEADYLOOP_LOG=off $before --addr 127.0.0.1:$2" ;;
         axum-2w) echo "$anchor --addr 127.0.0.1:$2 --workers 2" ;;
         axum-ct) echo "$anchor --addr 127.0.0.1:$2 --current-thread" ;;
     esac

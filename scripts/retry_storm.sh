@@ -10,6 +10,8 @@
 # errors, and the server's peak RSS (sampled every 100 ms from /proc/PID/status).
 #
 # Usage: scripts/retry_storm.sh [--runs N] [--probe-secs S] [--clients C] [--server-args ARGS]
+#                               [--bin PATH]
+#   --bin PATH  the steadyloop demo binary to test [target/release/steadyloop, built first]
 # Needs wrk (apt-get install wrk). Client and server share the machine's cores, unpinned.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,12 +20,14 @@ runs=3
 probe_secs=8
 clients=80
 server_args="--queue 16"
+bin=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) runs=$2; shift 2 ;;
         --probe-secs) probe_secs=$2; shift 2 ;;
         --clients) clients=$2; shift 2 ;;
         --server-args) server_args=$2; shift 2 ;;
+        --bin) bin=$2; shift 2 ;;
         *) sed -n '2,/^set -e/p' "$0" | sed 's/^# \{0,1\}//; /^set -e/d' >&2; exit 2 ;;
     esac
 done
@@ -33,8 +37,11 @@ port=18400
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-echo "Building (release)..." >&2
-cargo build --release --quiet --bin steadyloop
+if [ -z "$bin" ]; then
+    echo "Building (release)..." >&2
+    cargo build --release --quiet --bin steadyloop
+    bin="$target/release/steadyloop"
+fi
 
 # Waits until something accepts connections on port $1.
 wait_port() {
@@ -71,7 +78,7 @@ for run in $(seq "$runs"); do
     echo "run $run/$runs" >&2
     port=$((port + 1))
     # shellcheck disable=SC2086
-    env STEADYLOOP_LOG=off "$target/release/steadyloop" --addr 127.0.0.1:$port $server_args \
+    env STEADYLOOP_LOG=off "$bin" --addr 127.0.0.1:$port $server_args \
         >/dev/null 2>&1 &
     pid=$!
     wait_port $port
@@ -108,7 +115,7 @@ summary() {
             printf "%s (%s-%s)", m, v[1], v[NR] }'
 }
 
-echo "Retry storm: steadyloop \`$server_args\`, $clients wrk connections on \`/report\`, one closed-loop"
+echo "Retry storm: \`$bin\` \`$server_args\`, $clients wrk connections on \`/report\`, one closed-loop"
 echo "\`/healthz\` probe for ${probe_secs}s; median (min-max) of $runs runs; commit $(git rev-parse --short HEAD)."
 echo
 echo "| probe p50 unloaded (ms) | p99 unloaded | p50 loaded | p99 loaded | p99 ratio | storm answers/s | 503/s | socket errors | peak RSS (MiB) |"

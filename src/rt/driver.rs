@@ -123,12 +123,14 @@ pub(crate) fn block_on<T>(future: impl Future<Output = T>) -> T {
                 reactor.next_timeout(Instant::now())
             }
         };
-        let reacted = reactor.react(timeout);
+        let waited = reactor.wait(timeout);
+        // Awake before the wakes below: the tasks they schedule must not write the eventfd.
         notifier.sleeping.store(false, SeqCst);
-        if let Err(e) = reacted {
+        if let Err(e) = waited {
             // Only a broken epoll descriptor fails here; keep going rather than spin silently.
             log::error!("waiting for events failed: {e}");
         }
+        reactor.dispatch_events();
     };
     // A `block_on` nested in another may have consumed a wake meant for the outer one.
     notifier.notified.store(true, SeqCst);

@@ -196,29 +196,38 @@ impl Reactor {
     /// Waits for events up to `timeout` (`None`: until one comes), wakes the tasks they concern,
     /// and fires due timers; returns the number of events.
     pub(crate) fn react(&self, timeout: Option<Duration>) -> io::Result<usize> {
+        let n = self.wait(timeout)?;
+        self.dispatch_events();
+        Ok(n)
+    }
+
+    /// Waits for events up to `timeout` (`None`: until one comes) and keeps them for
+    /// [`Reactor::dispatch_events`]; returns their number.
+    pub(crate) fn wait(&self, timeout: Option<Duration>) -> io::Result<usize> {
         let spec = timeout.map(|d| Timespec {
             tv_sec: d.as_secs().try_into().unwrap_or(i64::MAX),
             tv_nsec: d.subsec_nanos().into(),
         });
         let mut events = self.events.borrow_mut();
         events.clear();
-        let result = epoll::wait(
+        match epoll::wait(
             &self.epoll,
             rustix::buffer::spare_capacity(&mut *events),
             spec.as_ref(),
-        );
-        match result {
-            Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
+        ) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => Ok(events.len()),
+            Err(e) => Err(e.into()),
         }
-        let n = events.len();
+    }
+
+    /// Wakes the tasks that the last [`Reactor::wait`]'s events concern, then the sleeps due.
+    pub(crate) fn dispatch_events(&self) {
+        let mut events = self.events.borrow_mut();
         for event in events.drain(..) {
             self.dispatch(event.data.u64(), event.flags);
         }
         drop(events);
         self.fire_timers(Instant::now());
-        Ok(n)
     }
 
     /// Records the readiness one event reports and wakes the tasks waiting for it.
