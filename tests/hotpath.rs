@@ -117,3 +117,57 @@ fn a_connection_retrying_shed_work_is_paused_while_others_are_served() {
     gate.wait();
     assert_eq!(holder.join().unwrap(), "done");
 }
+
+/// Sums the context switches of every thread of process `pid`: a thread that wakes, for a
+/// timer or a system call that blocks, adds at least one.
+fn context_switches(pid: u32) -> u64 {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("procfs") {
+        let status =
+            std::fs::read_to_string(task.unwrap().path().join("status")).unwrap_or_default();
+        for line in status.lines() {
+            if line.starts_with("voluntary_ctxt_switches:")
+                || line.starts_with("nonvoluntary_ctxt_switches:")
+            {
+                total += line
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap();
+            }
+        }
+    }
+    total
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn an_idle_server_makes_no_system_calls() {
+    let (mut child, addr) = common::spawn_demo(&[], &[], false);
+    // Serve one request on a connection that then closes, so the loop has had work and timers.
+    let raw = common::exchange(
+        addr,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        common::status_line(&raw).contains("200"),
+        "{}",
+        common::status_line(&raw)
+    );
+    // Settle: the closed connection's task ends, and the loop watchdog parks after a second
+    // without polls (observe/monitor.rs, PARK_AFTER_IDLE).
+    thread::sleep(Duration::from_millis(1500));
+    let before = context_switches(child.id());
+    // The idle interval under test: no thread of the server may wake meanwhile.
+    thread::sleep(Duration::from_millis(2000));
+    let after = context_switches(child.id());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        after,
+        before,
+        "an idle server's threads woke {} times",
+        after - before
+    );
+}
