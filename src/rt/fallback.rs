@@ -81,12 +81,6 @@ impl TcpStream {
         self.0.readable().await
     }
 
-    /// Waits until a write may be accepted.
-    #[cfg(test)]
-    pub(crate) async fn writable(&self) -> io::Result<()> {
-        self.0.writable().await
-    }
-
     /// Reads into `buf`, waiting until some bytes arrive.
     #[cfg(test)]
     pub(crate) async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {

@@ -173,12 +173,6 @@ impl TcpStream {
         self.source.ready(READ).await
     }
 
-    /// Waits until a write may be accepted.
-    #[cfg(test)]
-    pub(crate) async fn writable(&self) -> io::Result<()> {
-        self.source.ready(WRITE).await
-    }
-
     /// Reads into `buf`, waiting until some bytes (or the end of the stream) arrive.
     #[cfg(test)]
     pub(crate) async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
