@@ -11,7 +11,7 @@
 //! async-io (`fallback.rs`): portable, with async-io's costs.
 //!
 //! The API is what the front end needs and no more: [`TcpListener`], [`TcpStream`], [`Sleep`],
-//! [`timeout`], [`block_on`] and [`with_reactor`] (drive the reactor from inside a program's
+//! [`Signal`] (a loop-local one-shot broadcast: the graceful-shutdown notice), [`timeout`], [`block_on`] and [`with_reactor`] (drive the reactor from inside a program's
 //! own async-io executor, so `Server::serve()` stays embeddable). Code in handlers keeps using
 //! async-io freely: its reactor is driven by async-io's own thread while our loop runs.
 
@@ -21,6 +21,7 @@ mod driver;
 mod net;
 #[cfg(target_os = "linux")]
 mod reactor;
+mod signal;
 #[cfg(target_os = "linux")]
 mod timer;
 
@@ -28,6 +29,7 @@ mod timer;
 pub(crate) use driver::{block_on, with_reactor};
 #[cfg(target_os = "linux")]
 pub(crate) use net::{TcpListener, TcpStream};
+pub(crate) use signal::Signal;
 #[cfg(target_os = "linux")]
 pub(crate) use timer::Sleep;
 
