@@ -30,12 +30,6 @@ impl TcpListener {
         Ok(TcpListener(Async::new(listener)?))
     }
 
-    /// Returns the socket.
-    #[cfg(test)]
-    pub(crate) fn get_ref(&self) -> &net::TcpListener {
-        self.0.get_ref()
-    }
-
     /// Waits until a connection may be pending.
     pub(crate) async fn readable(&self) -> io::Result<()> {
         self.0.readable().await
@@ -44,13 +38,6 @@ impl TcpListener {
     /// Accepts one pending connection without waiting.
     pub(crate) fn try_accept(&self) -> io::Result<(net::TcpStream, SocketAddr)> {
         self.0.get_ref().accept()
-    }
-
-    /// Accepts one connection, waiting for it.
-    #[cfg(test)]
-    pub(crate) async fn accept(&self) -> io::Result<(net::TcpStream, SocketAddr)> {
-        let (stream, peer) = self.0.accept().await?;
-        Ok((stream.into_inner()?, peer))
     }
 }
 
@@ -79,12 +66,6 @@ impl TcpStream {
     /// Waits until a read may find data.
     pub(crate) async fn readable(&self) -> io::Result<()> {
         self.0.readable().await
-    }
-
-    /// Reads into `buf`, waiting until some bytes arrive.
-    #[cfg(test)]
-    pub(crate) async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read_with(|mut s| s.read(&mut buf[..])).await
     }
 
     /// Appends up to `max` bytes to `buf`, waiting until some arrive; cancel-safe.

@@ -111,6 +111,11 @@ impl Reactor {
         CURRENT.with(|reactor| f(reactor))
     }
 
+    /// Runs `f` with this thread's reactor unless the thread is tearing down its locals.
+    pub(crate) fn try_with(f: impl FnOnce(&Reactor)) {
+        let _ = CURRENT.try_with(|reactor| f(reactor));
+    }
+
     /// Returns an id unique to this reactor's thread among the process's threads.
     pub(crate) fn thread_id(&self) -> u64 {
         self.thread

@@ -215,7 +215,9 @@ impl Sleep {
             generation,
         } = self.state
         {
-            Reactor::with(|reactor| {
+            // `try_with`: a sleep dropped while the thread's locals are torn down has no heap
+            // left to leave.
+            Reactor::try_with(|reactor| {
                 if reactor.thread_id() == thread {
                     reactor.timers.borrow_mut().remove(index, generation);
                 }
