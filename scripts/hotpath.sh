@@ -74,12 +74,13 @@ wait_port() {
     return 1
 }
 
-# Prints user+system CPU ticks of process $1 (all its threads).
+# Prints the user and system CPU ticks of process $1 (all its threads).
 cpu_ticks() {
-    awk '{print $14 + $15}' "/proc/$1/stat"
+    awk '{print $14, $15}' "/proc/$1/stat"
 }
 
-# Runs one measurement of server $1; appends "name run reqs rps syscalls us_per_req" to
+# Runs one measurement of server $1; appends "name run reqs rps syscalls us_per_req user_us
+# sys_us" to
 # $work/results and the per-syscall counts to $work/detail.$1.$2.
 measure() {
     local name=$1 run=$2
@@ -117,8 +118,8 @@ measure() {
         sub("syscalls:sys_enter_", "", $3); printf "%s %.3f\n", $3, $1 / r }' "$work/perf" \
         >"$work/detail.$name.$run"
     echo "$name $run $reqs $rps $(awk -v t="$total" -v r="$reqs" 'BEGIN {printf "%.3f", t / r}') \
-$(awk -v c=$((after - before)) -v r="$reqs" -v k="$tick" 'BEGIN {printf "%.2f", c / k / r * 1e6}')" \
-        >>"$work/results"
+$(echo "$before $after" | awk -v r="$reqs" -v k="$tick" '{u = ($3 - $1) / k / r * 1e6
+        s = ($4 - $2) / k / r * 1e6; printf "%.2f %.2f %.2f", u + s, u, s}')" >>"$work/results"
 }
 
 # Prints "median (min-max)" of column $2 for server $1.
@@ -141,10 +142,10 @@ done
 echo "Light keep-alive requests, \`wrk -t1 -c$conns -d${secs}s\` on \`GET /healthz\`, server on CPU 0,"
 echo "wrk on CPU 1; median (min-max) of $runs runs; commit $(git rev-parse --short HEAD), $(uname -r)."
 echo
-echo "| server | syscalls / request | server CPU / request (µs) | req/s |"
-echo "| --- | --- | --- | --- |"
+echo "| server | syscalls / request | server CPU / request (µs) | user (µs) | system (µs) | req/s |"
+echo "| --- | --- | --- | --- | --- | --- |"
 for name in ${only//,/ }; do
-    echo "| $name | $(summary "$name" 5) | $(summary "$name" 6) | $(summary "$name" 4) |"
+    echo "| $name | $(summary "$name" 5) | $(summary "$name" 6) | $(summary "$name" 7) | $(summary "$name" 8) | $(summary "$name" 4) |"
 done
 echo
 echo "System calls per request by kind (the median-syscall run of each server):"
