@@ -48,6 +48,7 @@ mod pool;
 mod request;
 mod response;
 mod router;
+mod rt;
 mod server;
 
 pub use config::{ClassConfig, Config, Frontend, Setting, DEFAULT_QUEUE, SETTINGS};

@@ -39,11 +39,9 @@ pub(crate) struct ServerState {
     /// Set when a graceful shutdown begins: readiness fails and every response closes its
     /// connection, while accepting goes on for the drain delay.
     draining: Cell<bool>,
-    /// Closed when the server stops accepting (after the drain delay); connections wait on it
+    /// Fired when the server stops accepting (after the drain delay); connections wait on it
     /// while idle.
-    stopping: async_channel::Receiver<()>,
-    /// The other end of `stopping`, kept so the channel closes only when asked to.
-    stop_tx: async_channel::Sender<()>,
+    stopping: crate::rt::Signal,
     /// Gets a message whenever a connection closes, so a drain can wait for the last one.
     closed_tx: async_channel::Sender<()>,
     /// Receives those messages.
@@ -93,15 +91,13 @@ impl ServerState {
             config.loop_monitor,
             notifier.clone(),
         );
-        let (stop_tx, stopping) = async_channel::bounded(1);
         let (closed_tx, closed_rx) = async_channel::bounded(1);
         Ok(ServerState {
             config,
             classes,
             ex,
             draining: Cell::new(false),
-            stopping,
-            stop_tx,
+            stopping: crate::rt::Signal::default(),
             closed_tx,
             closed_rx,
             connections: Cell::new(0),
@@ -247,21 +243,18 @@ impl ServerState {
     /// [`ServerState::is_stopping`] and their [`ServerState::stopped`] futures complete.
     pub(crate) fn begin_stopping(&self) {
         self.draining.set(true);
-        self.stop_tx.close();
+        self.stopping.fire();
     }
 
     /// Returns `true` once the server has stopped accepting.
     pub(crate) fn is_stopping(&self) -> bool {
-        self.stopping.is_closed()
+        self.stopping.is_fired()
     }
 
     /// Returns a future that completes when a graceful shutdown begins; it holds no borrow of
     /// the state, so it can race a read of the same connection.
     pub(crate) fn stopped(&self) -> impl Future<Output = ()> + 'static {
-        let stopping = self.stopping.clone();
-        async move {
-            let _ = stopping.recv().await;
-        }
+        self.stopping.wait()
     }
 
     /// Stops every pool class: idle workers leave, running jobs finish.
