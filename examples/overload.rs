@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use steadyloop::{offload, ClassConfig, Request, Router, Server, ServerBuilder};
+use steadyloop::{offload, ClassConfig, Request, RouteOptions, Router, Server, ServerBuilder};
 
 /// The server settings: the `export` class, one job at a time, two waiting, for at most 2 s.
 pub fn builder() -> ServerBuilder {
@@ -19,12 +19,15 @@ pub fn builder() -> ServerBuilder {
 pub fn app() -> Router {
     Router::new()
         .get("/healthz", |_req| async { "ok\n" })
-        .get("/export", |req: Request| async move {
-            let ms: u64 = req.query("ms")?.unwrap_or(500).min(5_000);
-            let rows = offload(move || export(ms)).await?;
-            Ok::<_, steadyloop::Error>(format!("exported {rows} rows\n"))
-        })
-        .class("export")
+        .get_with(
+            "/export",
+            RouteOptions::new().class("export"),
+            |req: Request| async move {
+                let ms: u64 = req.query("ms")?.unwrap_or(500).min(5_000);
+                let rows = offload(move || export(ms)).await?;
+                Ok::<_, steadyloop::Error>(format!("exported {rows} rows\n"))
+            },
+        )
 }
 
 /// Stands in for an expensive export that takes `ms` milliseconds.

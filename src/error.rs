@@ -55,8 +55,12 @@ pub enum Error {
     /// The request ran past its route's deadline. Answered with 504.
     Timeout,
     /// A response with this status code and plain-text message, for errors a handler reports on
-    /// purpose (`Error::status(400, "rows must be a number")`).
+    /// purpose (`Error::status(400, "rows must be a number")`). A 500's message is logged and
+    /// the client gets the generic text, as for the internal errors above.
     Status(u16, String),
+    /// An error answered with exactly this response: what [`Error::with_header`] makes, and what
+    /// `?` makes of a [`Response`] (`Err(response)?`).
+    Response(Box<Response>),
 }
 
 impl Error {
@@ -77,12 +81,54 @@ impl Error {
         Error::Status(400, message.into())
     }
 
+    /// Builds a `401 Unauthorized` error whose `WWW-Authenticate` header is `challenge`
+    /// (`Bearer realm="api"`, `Basic realm="admin"`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadyloop::{Error, Request, Result};
+    ///
+    /// fn check(req: &Request) -> Result<()> {
+    ///     match req.header("authorization") {
+    ///         Some("Bearer s3cret") => Ok(()),
+    ///         _ => Err(Error::unauthorized("Bearer realm=\"api\"")),
+    ///     }
+    /// }
+    /// let response = check(&Request::builder().build()).unwrap_err().into_response();
+    /// assert_eq!(response.status(), 401);
+    /// assert_eq!(response.header("www-authenticate"), Some("Bearer realm=\"api\""));
+    /// ```
+    pub fn unauthorized(challenge: impl Into<String>) -> Error {
+        Error::status(401, "unauthorized").with_header("WWW-Authenticate", challenge)
+    }
+
+    /// Adds a header to the response this error is answered with (replacing one of the same
+    /// name); use [`Error::append_header`] for a header that may repeat.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = steadyloop::Error::status(429, "slow down").with_header("Retry-After", "30");
+    /// let response = err.into_response();
+    /// assert_eq!((response.status(), response.header("retry-after")), (429, Some("30")));
+    /// ```
+    pub fn with_header(self, name: impl Into<String>, value: impl Into<String>) -> Error {
+        Error::Response(Box::new(self.into_response().with_header(name, value)))
+    }
+
+    /// Adds a header to the response this error is answered with, keeping any of the same name.
+    pub fn append_header(self, name: impl Into<String>, value: impl Into<String>) -> Error {
+        Error::Response(Box::new(self.into_response().append_header(name, value)))
+    }
+
     /// Returns the HTTP status code the server answers this error with.
     pub fn status_code(&self) -> u16 {
         match self {
             Error::Overloaded { .. } | Error::QueueTimeout { .. } | Error::Cancelled => 503,
             Error::Timeout => 504,
             Error::Status(code, _) => *code,
+            Error::Response(response) => response.status(),
             Error::Io(_)
             | Error::Config(_)
             | Error::HandlerPanicked(_)
@@ -94,18 +140,18 @@ impl Error {
     /// Turns the error into the response the server sends for it.
     ///
     /// Overload and cancellation answer 503 with `Retry-After` (whole seconds, at least 1).
-    /// Internal errors (I/O, panics, configuration, a stalled stream) are answered with a generic
-    /// body; every 500, an [`Error::Status`] one included, is logged here with its detail, so a
-    /// 500 is logged once whichever way it reaches the client.
+    /// Every 500 (I/O, panics, configuration, a stalled stream, `Error::status(500, ..)`) is
+    /// answered with the same generic body and logged here with its detail, so a 500 tells the
+    /// client the same thing and is logged once, whichever way it came about. An
+    /// [`Error::Response`] is its response.
     pub fn into_response(self) -> Response {
         if let Some(after) = self.retry_hint() {
             return Response::unavailable(after, &self.to_string());
         }
         match self {
+            Error::Response(response) => *response,
+            Error::Status(500, message) => internal_error(&message),
             Error::Status(code, message) => {
-                if code == 500 {
-                    log::error!("answering 500: {message}");
-                }
                 Response::text(format!("{message}\n")).with_status(code)
             }
             internal if internal.is_internal() => internal_error(&internal),
@@ -171,6 +217,7 @@ impl fmt::Display for Error {
             Error::Cancelled => write!(f, "cancelled"),
             Error::Timeout => write!(f, "request deadline exceeded"),
             Error::Status(code, message) => write!(f, "{code}: {message}"),
+            Error::Response(response) => write!(f, "{} response", response.status()),
         }
     }
 }
@@ -181,6 +228,12 @@ impl std::error::Error for Error {
             Error::Io(err) => Some(err),
             _ => None,
         }
+    }
+}
+
+impl From<Response> for Error {
+    fn from(response: Response) -> Error {
+        Error::Response(Box::new(response))
     }
 }
 
@@ -232,6 +285,24 @@ mod tests {
     }
 
     #[test]
+    fn errors_carry_headers_through_question_mark() {
+        fn guarded() -> Result<&'static str> {
+            Err(Error::unauthorized("Bearer"))?;
+            Ok("never")
+        }
+        let response = guarded().unwrap_err().into_response();
+        assert_eq!(response.status(), 401);
+        assert_eq!(response.header("WWW-Authenticate"), Some("Bearer"));
+        assert_eq!(response.body_bytes(), b"unauthorized\n");
+        let err = Error::status(409, "taken")
+            .append_header("Set-Cookie", "a=1")
+            .append_header("Set-Cookie", "b=2");
+        assert_eq!(err.status_code(), 409);
+        let response = err.into_response();
+        assert_eq!(response.header_all("set-cookie").count(), 2);
+    }
+
+    #[test]
     fn panic_message_is_not_sent_to_the_client() {
         let response = Error::HandlerPanicked("secret".into()).into_response();
         assert_eq!(response.status(), 500);
@@ -249,8 +320,11 @@ mod tests {
             assert_eq!(response.status(), 500);
             assert_eq!(response.body_bytes(), b"internal server error\n");
         }
+        // Issue 11: a 500 says the same whichever way it came; the detail is logged.
         let response = Error::status(500, "disk full").into_response();
-        assert_eq!(response.body_bytes(), b"disk full\n");
+        assert_eq!(response.body_bytes(), b"internal server error\n");
+        let response = Error::status(418, "short and stout").into_response();
+        assert_eq!(response.body_bytes(), b"short and stout\n");
         let response = Error::status(503, "later").into_response();
         assert_eq!(response.header("retry-after"), None);
     }

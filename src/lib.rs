@@ -41,23 +41,40 @@
 mod activation;
 mod config;
 mod error;
+mod extensions;
 mod http;
+#[cfg(feature = "json")]
+mod json;
+mod layers;
 mod notify;
 mod observe;
 mod pool;
 mod request;
+mod request_builder;
 mod response;
 mod router;
 mod rt;
 mod server;
+mod task;
+mod testing;
+pub mod time;
 
 pub use config::{ClassConfig, Config, Frontend, Setting, DEFAULT_QUEUE, SETTINGS};
 pub use error::{Error, Result};
+pub use extensions::Extensions;
+#[cfg(feature = "json")]
+pub use json::{Json, POOL_PARSE_BYTES};
+#[cfg(feature = "compress")]
+pub use layers::Compression;
+pub use layers::{Cors, RequestId};
 pub use pool::{offload, offload_cancellable, offload_stream, CancelToken, Task};
 pub use request::Request;
+pub use request_builder::RequestBuilder;
 pub use response::{BodyClosed, BodySender, IntoResponse, Response};
-pub use router::Router;
+pub use router::{Layer, Next, ResponseFuture, RouteOptions, Router};
 pub use server::{Server, ServerBuilder, ServerHandle, ShutdownHandle};
+pub use task::{shutting_down, spawn, JoinHandle};
+pub use testing::{TestClient, TestResponse};
 
 /// The request parser's fuzzing entry point (`cargo fuzz`, see `fuzz/`); only in builds with
 /// `--cfg fuzzing`, never part of the API.
@@ -65,6 +82,7 @@ pub use server::{Server, ServerBuilder, ServerHandle, ShutdownHandle};
 #[doc(hidden)]
 pub use http::h1::fuzz as fuzzing;
 
-#[cfg(doctest)]
+/// The README's examples use the default features (typed JSON, gzip), so the lean build skips them.
+#[cfg(all(doctest, feature = "json", feature = "compress"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

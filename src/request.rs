@@ -3,8 +3,10 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::extensions::Extensions;
 
 /// An HTTP request as handlers see it: method, path, decoded query, headers, the whole body and
 /// the route's parameters.
@@ -24,12 +26,17 @@ pub struct Request {
     http10: bool,
     /// Header fields in the order received; names as sent.
     headers: Vec<(String, Vec<u8>)>,
-    /// The body, complete.
-    body: Vec<u8>,
+    /// The body, complete; shared so a large one can be parsed on the pool without a copy.
+    body: Arc<Vec<u8>>,
     /// Route parameters (`:id` → value), percent-decoded.
     params: Vec<(String, String)>,
     /// The client's address, when the front end knows it.
     peer: Option<SocketAddr>,
+    /// Typed values attached by layers.
+    pub(crate) extensions: Extensions,
+    /// The id a `RequestId` layer gave the request (a field of its own: it is on the hot path
+    /// of every request when the layer is on).
+    pub(crate) request_id: Option<Box<str>>,
 }
 
 impl Request {
@@ -60,15 +67,28 @@ impl Request {
             query,
             http10,
             headers,
-            body: Vec::new(),
+            body: Arc::new(Vec::new()),
             params: Vec::new(),
             peer,
+            extensions: Extensions::new(),
+            request_id: None,
         }
     }
 
     /// Sets the body (front ends, after reading it).
     pub(crate) fn set_body(&mut self, body: Vec<u8>) {
-        self.body = body;
+        self.body = Arc::new(body);
+    }
+
+    /// Returns the body, shared (for parsing on the pool).
+    #[cfg(feature = "json")]
+    pub(crate) fn shared_body(&self) -> Arc<Vec<u8>> {
+        self.body.clone()
+    }
+
+    /// Returns the header fields, for the setters layers use.
+    pub(crate) fn headers_mut(&mut self) -> &mut Vec<(String, Vec<u8>)> {
+        &mut self.headers
     }
 
     /// Sets the route parameters (the router, after matching).
@@ -170,7 +190,7 @@ impl Request {
 
     /// Takes the body out of the request.
     pub fn into_body(self) -> Vec<u8> {
-        self.body
+        Arc::try_unwrap(self.body).unwrap_or_else(|shared| shared.as_ref().clone())
     }
 
     /// Returns `true` if the request was made with HTTP/1.0.

@@ -145,6 +145,56 @@ impl Response {
     /// a value taken from client input can never split the response.
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Response {
         let (name, value) = (name.into(), value.into());
+        self.check_header(&name, &value);
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+        self.headers.push((name, value));
+        self
+    }
+
+    /// Adds a header field, keeping earlier ones with the same name, so it is sent once per call
+    /// (`Set-Cookie`, `Link`). Checked as [`Response::with_header`] is.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let response = steadyloop::Response::text("hi")
+    ///     .append_header("Set-Cookie", "a=1; HttpOnly")
+    ///     .append_header("Set-Cookie", "b=2; HttpOnly");
+    /// assert_eq!(response.header_all("set-cookie").count(), 2);
+    /// ```
+    pub fn append_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Response {
+        let (name, value) = (name.into(), value.into());
+        self.check_header(&name, &value);
+        self.headers.push((name, value));
+        self
+    }
+
+    /// Removes every header field named `name` (case-insensitive).
+    pub fn without_header(mut self, name: &str) -> Response {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self
+    }
+
+    /// Returns the values of every header field named `name` (case-insensitive), in order.
+    pub fn header_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Sets header `name` to `value` like [`Response::with_header`], without checking them: for
+    /// names and values the server made itself and already knows to be safe (a layer's
+    /// configured header name, a value it validated or generated), on the per-request path.
+    pub(crate) fn with_known_header(mut self, name: &str, value: String) -> Response {
+        debug_assert!(is_token(name.as_bytes()) && is_field_value(value.as_bytes()));
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.headers.push((name.to_string(), value));
+        self
+    }
+
+    /// Marks the response unsendable if `name` or `value` could not be sent safely.
+    fn check_header(&mut self, name: &str, value: &str) {
         if self.invalid.is_none() {
             if !is_token(name.as_bytes()) {
                 self.invalid = Some(format!("invalid header name {name:?}"));
@@ -152,9 +202,6 @@ impl Response {
                 self.invalid = Some(format!("invalid value for header {name}"));
             }
         }
-        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
-        self.headers.push((name, value));
-        self
     }
 
     /// Replaces the body with `body`.
@@ -197,6 +244,11 @@ impl Response {
     /// Returns why the response cannot be sent as built, if it cannot.
     pub(crate) fn invalid_reason(&self) -> Option<&str> {
         self.invalid.as_deref()
+    }
+
+    /// Swaps the body for `body` and returns the old one (layers that re-encode bodies).
+    pub(crate) fn swap_body(&mut self, body: Body) -> Body {
+        std::mem::replace(&mut self.body, body)
     }
 
     /// Splits the response into its parts for a front end to write.

@@ -13,6 +13,7 @@ use steadyloop::Frontend;
 
 frontend_tests!(
     get_and_post_report_agree_for_the_same_rows,
+    json_uploads_give_the_csv_report_and_json_errors,
     demo_routes_and_errors,
 );
 
@@ -70,6 +71,50 @@ fn get_and_post_report_agree_for_the_same_rows(frontend: Frontend) {
     assert!(from_get.starts_with("{\"rows\":300,"), "{from_get}");
     let (_, inline) = call(client.get(&format!("{}/report/inline?rows=300", demo.base)));
     assert_eq!(inline, from_get);
+}
+
+fn json_uploads_give_the_csv_report_and_json_errors(frontend: Frontend) {
+    let demo = demo_on(frontend, &[]);
+    let client = common::client();
+    let url = format!("{}/report", demo.base);
+    // Large enough (about 1 MiB) to be parsed on the pool.
+    let rows = report::synthetic_rows(30_000);
+    let csv: String = rows.iter().map(report::csv_line).collect();
+    let json = serde_json::to_string(&rows).unwrap();
+    assert!(json.len() > 64 * 1024);
+    let from_csv = client.post(&url).send_string(&csv).unwrap();
+    assert_eq!(from_csv.header("x-request-id").map(str::len), Some(16));
+    let from_csv = from_csv.into_string().unwrap();
+    let from_json = client
+        .post(&url)
+        .set("Content-Type", "application/json")
+        .send_string(&json)
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert_eq!(from_csv, from_json);
+    assert!(from_json.starts_with("{\"rows\":30000,"), "{from_json}");
+
+    let bad = client
+        .post(&url)
+        .set("Content-Type", "application/json")
+        .send_string(r#"[{"id": 1, "value": 2}, {"id": 2, "value": "x"}]"#);
+    match bad {
+        Err(ureq::Error::Status(400, r)) => {
+            let message = r.into_string().unwrap();
+            assert!(message.contains("[1].value"), "{message}");
+            assert!(message.contains("column"), "{message}");
+        }
+        other => panic!("expected 400, got {other:?}"),
+    }
+    // The gzip layer is on: a large report stream comes compressed when asked for.
+    let gzipped = client
+        .get(&format!("{}/report/stream?rows=2000", demo.base))
+        .set("Accept-Encoding", "gzip")
+        .call()
+        .unwrap();
+    assert_eq!(gzipped.header("content-encoding"), Some("gzip"));
+    assert_eq!(gzipped.header("vary"), Some("Accept-Encoding"));
 }
 
 fn demo_routes_and_errors(frontend: Frontend) {

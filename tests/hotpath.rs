@@ -11,7 +11,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{connect, held_route, read_response, start_with};
+use common::{connect, held_route_with, read_response, start_with};
 use steadyloop::{ClassConfig, Router};
 
 /// Starts a one-shot echo service on another thread: it answers one connection's bytes with
@@ -74,8 +74,8 @@ fn a_connection_retrying_shed_work_is_paused_while_others_are_served() {
         let gate = gate.clone();
         let builder = common::builder().class("held", ClassConfig::new(1, 0));
         start_with(builder, move || {
-            held_route(Router::new(), started_tx, gate)
-                .class("held")
+            let options = steadyloop::RouteOptions::new().class("held");
+            held_route_with(Router::new(), options, started_tx, gate)
                 .get("/healthz", |_req| async { "ok" })
         })
     };

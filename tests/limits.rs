@@ -8,7 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{connect, counted, read_response, read_until_close, start_with, status_line, Calls};
-use steadyloop::{Request, Response, Router};
+use steadyloop::{Request, Response, RouteOptions, Router};
 
 fn app() -> Router {
     Router::new()
@@ -17,10 +17,11 @@ fn app() -> Router {
             format!("{}\n", req.param("n").unwrap_or("?"))
         })
         .post("/ignore", |_req| async { "ignored" })
-        .post("/unlimited", |req: Request| async move {
-            format!("{}\n", req.body().len())
-        })
-        .body_limit(usize::MAX)
+        .post_with(
+            "/unlimited",
+            RouteOptions::new().body_limit(usize::MAX),
+            |req: Request| async move { format!("{}\n", req.body().len()) },
+        )
 }
 
 /// Sends a keep-alive `GET /hello` on `stream` and checks the answer.

@@ -1,6 +1,6 @@
 //! The CPU pool seen through a real server: light routes stay responsive while every worker is
-//! busy, a full queue sheds at once with 503 + Retry-After, and panics become 500s; on every
-//! front end.
+//! busy, a full queue sheds at once with 503 + Retry-After, on every front end; and panics
+//! become 500s (application behaviour, so through the in-process test client).
 
 mod common;
 
@@ -8,13 +8,12 @@ use std::sync::mpsc;
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 
-use common::{get, held_route, start_on, start_with};
-use steadyloop::{offload, Frontend, Request, Response, Router};
+use common::{get, held_route, start_with};
+use steadyloop::{offload, Frontend, Request, Response, Router, TestClient};
 
 frontend_tests!(
     healthz_answers_while_every_worker_is_busy,
     full_queue_sheds_with_503_and_retry_after_then_recovers,
-    panics_in_jobs_and_handlers_become_500_and_the_server_keeps_serving,
     blocking_routes_run_off_the_loop,
 );
 
@@ -107,8 +106,9 @@ fn full_queue_sheds_with_503_and_retry_after_then_recovers(frontend: Frontend) {
     assert_eq!(again.join().unwrap(), "quick");
 }
 
-fn panics_in_jobs_and_handlers_become_500_and_the_server_keeps_serving(frontend: Frontend) {
-    let server = start_on(frontend, || {
+#[test]
+fn panics_in_jobs_and_handlers_become_500_and_the_server_keeps_serving() {
+    let client = TestClient::new(
         Router::new()
             .get("/job-panics", |_req| async {
                 offload(|| -> &'static str { panic!("job exploded") }).await
@@ -122,17 +122,17 @@ fn panics_in_jobs_and_handlers_become_500_and_the_server_keeps_serving(frontend:
             .blocking_get("/blocking-panics", |_req| -> Response {
                 panic!("blocking exploded")
             })
-            .get("/healthz", |_req| async { "ok" })
-    });
+            .get("/healthz", |_req| async { "ok" }),
+    );
+    let get = |path: &str| {
+        let response = client.get(path);
+        (response.status(), response.text())
+    };
     for path in ["/job-panics", "/handler-panics", "/blocking-panics"] {
-        let (status, body) = get(&server, path);
+        let (status, body) = get(path);
         assert_eq!(status, 500, "{path}");
         assert!(!body.contains("exploded"), "panic text leaked: {body}");
-        assert_eq!(
-            get(&server, "/healthz"),
-            (200, "ok".to_string()),
-            "after {path}"
-        );
+        assert_eq!(get("/healthz"), (200, "ok".to_string()), "after {path}");
     }
 }
 

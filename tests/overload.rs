@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{connect, get, start_with};
-use steadyloop::{offload, offload_cancellable, offload_stream, ClassConfig, Router};
+use steadyloop::{offload, offload_cancellable, offload_stream, ClassConfig, RouteOptions, Router};
 
 /// Sends a GET on a new raw connection without reading the answer.
 fn send_get(addr: std::net::SocketAddr, path: &str) -> std::net::TcpStream {
@@ -71,13 +71,19 @@ fn a_saturated_class_sheds_while_other_classes_and_light_routes_work() {
             let h1 = held.clone();
             Router::new()
                 .get("/healthz", |_req| async { "ok" })
-                .get("/report", move |_req| {
-                    let job = h1.job("report");
-                    async move { offload(job).await }
-                })
-                .class("reports")
-                .get("/digest", |_req| async { offload(|| "digest").await })
-                .class("digest")
+                .get_with(
+                    "/report",
+                    RouteOptions::new().class("reports"),
+                    move |_req| {
+                        let job = h1.job("report");
+                        async move { offload(job).await }
+                    },
+                )
+                .get_with(
+                    "/digest",
+                    RouteOptions::new().class("digest"),
+                    |_req| async { offload(|| "digest").await },
+                )
         })
     };
     let first = send_get(server.local_addr(), "/report");

@@ -6,7 +6,7 @@ mod common;
 use std::sync::{mpsc, Arc, Barrier};
 use std::time::Duration;
 
-use steadyloop::{ClassConfig, Router};
+use steadyloop::{ClassConfig, RouteOptions, Router};
 
 /// The wedge limit of the test class.
 const LIMIT: Duration = Duration::from_millis(300);
@@ -19,8 +19,8 @@ fn a_class_whose_every_worker_is_stuck_is_not_ready() {
     let server = common::start_with(
         common::builder().class("slow", ClassConfig::new(1, 4).job_wedge_limit(LIMIT)),
         move || {
-            common::held_route(Router::new(), started_tx, held_gate)
-                .class("slow")
+            let slow = RouteOptions::new().class("slow");
+            common::held_route_with(Router::new(), slow, started_tx, held_gate)
                 .readiness("/readyz")
                 .metrics("/metrics")
         },

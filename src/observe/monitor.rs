@@ -11,7 +11,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
@@ -24,6 +24,10 @@ const PARK_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// The label used for polls outside any handler (the server's own code).
 pub(crate) const SERVER_LABEL: &str = "(server)";
+
+/// Most distinct task names the monitor labels; further names share one label, so tasks
+/// spawned with made-up names cannot grow the metrics without bound.
+const MAX_TASK_LABELS: usize = 64;
 
 /// Shared between the loop and its watchdog thread.
 pub(crate) struct Monitor {
@@ -41,6 +45,8 @@ pub(crate) struct Monitor {
     stalls: Box<[AtomicU64]>,
     /// `"GET /report"` per route id plus one (index 0: [`SERVER_LABEL`]).
     labels: Box<[String]>,
+    /// `"task NAME"` and its stall count for each spawned task name; slot `labels.len() + i`.
+    tasks: Mutex<Vec<(String, u64)>>,
     /// A poll longer than this is a stall.
     threshold: Duration,
     /// How long woken tasks waited before the loop polled them.
@@ -80,6 +86,7 @@ impl Monitor {
             reported: AtomicU64::new(u64::MAX),
             stalls: labels.iter().map(|_| AtomicU64::new(0)).collect(),
             labels,
+            tasks: Mutex::new(Vec::new()),
             threshold,
             lag: Histogram::default(),
             recent_lag: RecentMax::default(),
@@ -120,12 +127,68 @@ impl Monitor {
         self.polls.load(Ordering::Relaxed)
     }
 
-    /// Returns `(label, stalls)` for every route with its counter, the server's own code first.
-    pub(crate) fn stalls(&self) -> impl Iterator<Item = (&str, u64)> {
-        self.labels
+    /// Returns `(label, stalls)` for every route with its counter, the server's own code first,
+    /// then every task name seen.
+    pub(crate) fn stalls(&self) -> Vec<(String, u64)> {
+        let routes = self
+            .labels
             .iter()
             .zip(self.stalls.iter())
-            .map(|(label, count)| (label.as_str(), count.load(Ordering::Relaxed)))
+            .map(|(label, count)| (label.clone(), count.load(Ordering::Relaxed)));
+        let tasks = self.lock_tasks().clone();
+        routes.chain(tasks).collect()
+    }
+
+    /// Returns the label slot of the task named `name`, adding it on first sight.
+    pub(crate) fn task_slot(&self, name: &str) -> usize {
+        let mut tasks = self.lock_tasks();
+        let mut label = format!("task {name}");
+        if !tasks.iter().any(|(l, _)| *l == label) && tasks.len() >= MAX_TASK_LABELS {
+            label = "task (other)".to_string();
+        }
+        let at = match tasks.iter().position(|(l, _)| *l == label) {
+            Some(at) => at,
+            None => {
+                tasks.push((label, 0));
+                tasks.len() - 1
+            }
+        };
+        self.labels.len() + at
+    }
+
+    /// Records that the task in label slot `slot` (from [`Monitor::task_slot`]) is being polled.
+    pub(crate) fn enter_slot(&self, slot: usize) {
+        self.route.store(slot, Ordering::Relaxed);
+    }
+
+    /// Returns the label of slot `slot` (a route id plus one, or a task slot).
+    fn label(&self, slot: usize) -> String {
+        match self.labels.get(slot) {
+            Some(label) => label.clone(),
+            None => self
+                .lock_tasks()
+                .get(slot - self.labels.len())
+                .map_or_else(|| SERVER_LABEL.to_string(), |(label, _)| label.clone()),
+        }
+    }
+
+    /// Counts a stall for slot `slot`.
+    fn count_stall(&self, slot: usize) {
+        match self.stalls.get(slot) {
+            Some(count) => {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {
+                if let Some((_, count)) = self.lock_tasks().get_mut(slot - self.labels.len()) {
+                    *count += 1;
+                }
+            }
+        }
+    }
+
+    /// Locks the task labels (a poisoned lock still holds valid counters).
+    fn lock_tasks(&self) -> std::sync::MutexGuard<'_, Vec<(String, u64)>> {
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Returns the largest loop lag seen in the last one to two seconds.
@@ -166,8 +229,8 @@ impl Monitor {
             return;
         }
         let route = self.route.load(Ordering::Relaxed);
-        self.stalls[route].fetch_add(1, Ordering::Relaxed);
-        let label = &self.labels[route];
+        self.count_stall(route);
+        let label = self.label(route);
         if self.reported.load(Ordering::Acquire) == generation {
             log::warn!(
                 "stall ended: {label} blocked the event loop for {} ms in total",
@@ -215,14 +278,14 @@ impl Monitor {
                 if running >= self.threshold && self.reported.load(Ordering::Relaxed) != generation
                 {
                     self.reported.store(generation, Ordering::Release);
-                    let label = &self.labels[self.route.load(Ordering::Relaxed)];
+                    let label = self.label(self.route.load(Ordering::Relaxed));
                     log::warn!(
                         "stall in progress: {label} has been running on the event loop for {} ms; \
                          move CPU-heavy work to offload() or a blocking_* route",
                         running.as_millis()
                     );
                     if let Some(notifier) = &self.notifier {
-                        notifier.status(&stall_status(label, running));
+                        notifier.status(&stall_status(&label, running));
                     }
                 }
                 if let Some(notifier) = &self.notifier {
@@ -420,6 +483,24 @@ mod tests {
     }
 
     #[test]
+    fn task_names_get_labels_up_to_the_cap() {
+        let monitor = Monitor::start(vec!["GET /a".into()], Duration::from_secs(1), false, None);
+        let sampler = monitor.task_slot("sampler");
+        assert_eq!(monitor.task_slot("sampler"), sampler);
+        assert_eq!(monitor.label(sampler), "task sampler");
+        for i in 0..MAX_TASK_LABELS {
+            monitor.task_slot(&format!("job {i}"));
+        }
+        let other = monitor.task_slot("one too many");
+        assert_eq!(monitor.label(other), "task (other)");
+        assert_eq!(monitor.task_slot("yet another"), other);
+        monitor.count_stall(sampler);
+        let stalls = monitor.stalls();
+        assert_eq!(stalls.len(), 2 + MAX_TASK_LABELS + 1);
+        assert!(stalls.contains(&("task sampler".to_string(), 1)));
+    }
+
+    #[test]
     fn instrumented_task_counts_polls_and_stalls() {
         let monitor = Monitor::start(
             vec!["GET /slow".into()],
@@ -432,8 +513,7 @@ mod tests {
             m.enter_route(0);
             std::thread::sleep(Duration::from_millis(30));
         }));
-        let stalls: Vec<(String, u64)> =
-            monitor.stalls().map(|(l, n)| (l.to_string(), n)).collect();
+        let stalls = monitor.stalls();
         assert_eq!(
             stalls,
             vec![(SERVER_LABEL.to_string(), 0), ("GET /slow".to_string(), 1)]

@@ -169,7 +169,7 @@ const METRICS: &[Metric] = &[
         help: "Polls that held the event loop longer than the stall threshold, by route.",
         read: Read::Labelled(|s, family| {
             for (label, count) in s.state.monitor().stalls() {
-                family.sample(&[("route", label)], count as f64);
+                family.sample(&[("route", label.as_str())], count as f64);
             }
         }),
     },

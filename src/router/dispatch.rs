@@ -1,5 +1,6 @@
-//! Answering a request the front end has read: route it (or answer 404/405/`OPTIONS *`), then
-//! run its route's handler so that it always yields a response, count it, and log it.
+//! Answering a request the front end has read: route it (or answer 404/405/`OPTIONS *`), run it
+//! through the layers to its route's handler so that it always yields a response, then count the
+//! response the client gets and log it.
 
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
@@ -13,14 +14,25 @@ use crate::observe::probes;
 use crate::pool::scope::{RequestScope, Scoped};
 use crate::pool::{self, panic_message, ClassHandle};
 use crate::request::Request;
-use crate::response::{IntoResponse, Response};
+use crate::response::{Body, IntoResponse, Response};
+use crate::router::layer::{run_chain, Endpoint, LayerStack, ResponseFuture};
 use crate::router::{Handler, Route, Router};
 use crate::server::state::ServerState;
+
+/// What routing decided for a request.
+pub(crate) enum Routed {
+    /// Route `id` answers; its parameters are set on the request.
+    Route(usize),
+    /// Routing answers itself: 404, 405, or `OPTIONS *`.
+    Answer(Response),
+}
 
 /// The router with each route's pool class resolved; lives on the loop.
 pub(crate) struct Dispatcher {
     /// The route table.
     router: Router,
+    /// The router's layers, in the order written.
+    layers: LayerStack,
     /// The pool class of each route, by route id.
     route_classes: Vec<ClassHandle>,
     /// Each route's label (`GET /report`) as its pool jobs carry it, by route id.
@@ -55,6 +67,7 @@ impl Dispatcher {
             .map(|route| Arc::from(route.label.as_str()))
             .collect();
         Ok(Dispatcher {
+            layers: router.layer_stack(),
             router,
             route_classes,
             route_labels,
@@ -67,6 +80,11 @@ impl Dispatcher {
         &self.router
     }
 
+    /// Returns the server state the dispatcher answers with.
+    pub(crate) fn state(&self) -> &Rc<ServerState> {
+        &self.state
+    }
+
     /// Returns the body limit for the route `route_id`.
     pub(crate) fn body_limit(&self, route_id: usize) -> usize {
         self.router.routes()[route_id]
@@ -74,65 +92,82 @@ impl Dispatcher {
             .unwrap_or(self.state.config().max_body_bytes)
     }
 
-    /// Routes a request: `Ok(route id)` with the parameters set on it, or the 404/405/`OPTIONS *`
-    /// response (counted in the metrics and logged).
-    pub(crate) fn route(&self, req: &mut Request) -> std::result::Result<usize, Response> {
-        let response = match self.router.resolve(req) {
-            Ok(id) => return Ok(id),
-            Err(response) => response,
-        };
-        self.state
-            .requests()
-            .record(None, response.status(), Duration::ZERO);
-        self.access_log(
-            req.method(),
-            req.path(),
-            &response,
-            Duration::ZERO,
-            Duration::ZERO,
-        );
-        Err(response)
+    /// Routes a request: the route with the parameters set on the request, or routing's own
+    /// answer (404/405/`OPTIONS *`), which [`Dispatcher::answer`] then runs through the layers.
+    pub(crate) fn route(&self, req: &mut Request) -> Routed {
+        match self.router.resolve(req) {
+            Ok(id) => Routed::Route(id),
+            Err(response) => Routed::Answer(response),
+        }
     }
 
-    /// Runs the handler of route `route_id` for `req` and returns its response.
+    /// Runs `req` through the layers to what routing decided and returns the response for the
+    /// client; counts it in the metrics and writes its access-log line.
     ///
     /// Never fails: a panic becomes 500, a shed job 503, a passed route deadline 504. Dropping
     /// the future drops the handler and any job it queued (counted as abandoned).
-    pub(crate) async fn dispatch(&self, route_id: usize, req: Request) -> Response {
+    pub(crate) async fn answer(self: &Rc<Self>, req: Request, routed: Routed) -> Response {
         let start = Instant::now();
-        let route = &self.router.routes()[route_id];
+        let head = req.method() == "HEAD";
         let logged = self
             .state
             .config()
             .access_log
             .then(|| (req.method().to_string(), req.path().to_string()));
         let mut in_flight = self.state.requests().start();
-        let scope = RequestScope::new(
-            self.route_classes[route_id].clone(),
-            self.route_labels[route_id].clone(),
-        );
-        let run = self.run_handler(route_id, req);
-        let scoped = Scoped::new(scope.clone(), self.state.monitor(), route_id, run);
-        let response = match route.timeout {
-            None => scoped.await,
-            Some(timeout) => {
-                let deadline = async {
-                    crate::rt::Sleep::after(timeout).await;
-                    log::warn!("request to {} passed its {timeout:?} deadline", route.label);
-                    Error::Timeout.into_response()
-                };
-                scoped.or(deadline).await
+        let (response, route_id, queued) = match routed {
+            Routed::Answer(response) => {
+                let endpoint: Endpoint = Box::new(move |_req| Box::pin(async move { response }));
+                let response = run_chain(&self.layers, req, endpoint).await;
+                (response, None, Duration::ZERO)
             }
+            Routed::Route(id) => {
+                // The layers run in the route's scope too, so their offloaded work (gzip, large
+                // JSON) goes to the route's pool class and their polls are charged to the route.
+                let scope = RequestScope::new(
+                    self.route_classes[id].clone(),
+                    self.route_labels[id].clone(),
+                );
+                let dispatcher = self.clone();
+                let endpoint: Endpoint = Box::new(move |req| dispatcher.run_route(id, req));
+                let chain = run_chain(&self.layers, req, endpoint);
+                let response = Scoped::new(scope.clone(), self.state.monitor(), id, chain).await;
+                (response, Some(id), scope.queue_wait.get())
+            }
+        };
+        let response = if head {
+            without_stream(response)
+        } else {
+            response
         };
         in_flight.complete();
         let took = start.elapsed();
         self.state
             .requests()
-            .record(Some(route_id), response.status(), took);
+            .record(route_id, response.status(), took);
         if let Some((method, path)) = logged {
-            self.access_log(&method, &path, &response, took, scope.queue_wait.get());
+            self.access_log(&method, &path, &response, took, queued);
         }
         response
+    }
+
+    /// Runs the handler of route `route_id` (inside the layers) with the route's deadline.
+    fn run_route(self: Rc<Self>, route_id: usize, req: Request) -> ResponseFuture {
+        Box::pin(async move {
+            let route = &self.router.routes()[route_id];
+            let run = self.run_handler(route_id, req);
+            match route.timeout {
+                None => run.await,
+                Some(timeout) => {
+                    let deadline = async {
+                        crate::time::sleep(timeout).await;
+                        log::warn!("request to {} passed its {timeout:?} deadline", route.label);
+                        Error::Timeout.into_response()
+                    };
+                    run.or(deadline).await
+                }
+            }
+        })
     }
 
     /// Runs the handler of route `route_id` where it belongs: on the loop (a panic becomes a
@@ -160,7 +195,8 @@ impl Dispatcher {
         }
     }
 
-    /// Writes the access-log line of a response, when the access log is on.
+    /// Writes the access-log line of a response, when the access log is on: method, path,
+    /// status, body bytes, time, pool queue wait, and the request id when a layer set one.
     fn access_log(
         &self,
         method: &str,
@@ -169,22 +205,31 @@ impl Dispatcher {
         took: Duration,
         queued: Duration,
     ) {
-        if !self.state.config().access_log {
-            return;
-        }
         let bytes = if response.is_streaming() {
             "-".to_string()
         } else {
             response.body_bytes().len().to_string()
         };
+        let id = response.header("x-request-id").unwrap_or("-");
         log::info!(
             target: "steadyloop::access",
-            "{method} {path} {} {bytes} {:.3}ms queue={:.3}ms",
+            "{method} {path} {} {bytes} {:.3}ms queue={:.3}ms id={id}",
             response.status(),
             took.as_secs_f64() * 1000.0,
             queued.as_secs_f64() * 1000.0,
         );
     }
+}
+
+/// Drops the receiving end of a streamed body at once (for `HEAD`, which sends no body): the
+/// producer's next send fails and its cancel token flips, so it stops instead of running on
+/// into a body nobody reads, whichever front end answers.
+fn without_stream(mut response: Response) -> Response {
+    if response.is_streaming() {
+        let (_, closed) = async_channel::bounded(1);
+        drop(response.swap_body(Body::Stream(closed)));
+    }
+    response
 }
 
 impl std::fmt::Debug for Dispatcher {

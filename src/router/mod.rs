@@ -2,6 +2,8 @@
 //! `OPTIONS *` answers for requests no route takes.
 
 mod dispatch;
+mod layer;
+mod options;
 mod pattern;
 
 use std::fmt;
@@ -14,7 +16,9 @@ use std::time::Duration;
 use crate::request::Request;
 use crate::response::{IntoResponse, Response};
 
-pub(crate) use dispatch::Dispatcher;
+pub(crate) use dispatch::{Dispatcher, Routed};
+pub use layer::{Layer, Next, ResponseFuture};
+pub use options::RouteOptions;
 pub(crate) use pattern::Pattern;
 
 /// A boxed handler future; it lives on the loop and need not be `Send`.
@@ -126,6 +130,8 @@ pub(crate) enum Lookup {
 pub struct Router {
     /// The routes in registration order.
     routes: Vec<Route>,
+    /// The layers in the order written.
+    layers: Vec<layer::LayerEntry>,
 }
 
 impl Router {
@@ -265,6 +271,10 @@ impl Router {
     /// # Panics
     ///
     /// Panics if no route has been added yet.
+    #[deprecated(
+        since = "0.2.0",
+        note = "it configures whichever route was added last; pass RouteOptions with the route: `.get_with(pattern, RouteOptions::new().class(..), handler)`"
+    )]
     pub fn class(mut self, class: &str) -> Router {
         self.last_route().class = Some(class.to_string());
         self
@@ -273,6 +283,10 @@ impl Router {
     /// Sets the largest request body the route added last accepts (413 beyond).
     ///
     /// Defaults to the server's `max_body_bytes`. Panics if no route has been added yet.
+    #[deprecated(
+        since = "0.2.0",
+        note = "it configures whichever route was added last; pass RouteOptions with the route: `.get_with(pattern, RouteOptions::new().body_limit(..), handler)`"
+    )]
     pub fn body_limit(mut self, bytes: usize) -> Router {
         self.last_route().body_limit = Some(bytes);
         self
@@ -283,6 +297,10 @@ impl Router {
     /// a running job's cancel token flips.
     ///
     /// Defaults to no deadline. Panics if no route has been added yet.
+    #[deprecated(
+        since = "0.2.0",
+        note = "it configures whichever route was added last; pass RouteOptions with the route: `.get_with(pattern, RouteOptions::new().timeout(..), handler)`"
+    )]
     pub fn timeout(mut self, timeout: Duration) -> Router {
         self.last_route().timeout = Some(timeout);
         self
@@ -476,6 +494,7 @@ mod tests {
 
     #[test]
     #[should_panic(expected = "before any route")]
+    #[allow(deprecated)]
     fn setter_without_route_panics() {
         let _ = Router::new().class("reports");
     }

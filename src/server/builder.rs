@@ -1,6 +1,9 @@
 //! `ServerBuilder`: the settings, pool classes and signal handling a server is built with.
 
+use std::fmt;
+use std::future::Future;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::{mpsc, Arc};
 use std::thread;
@@ -15,6 +18,8 @@ use crate::notify::Notifier;
 use crate::router::{Dispatcher, Router};
 use crate::server::signal::SignalWatch;
 use crate::server::state::ServerState;
+use crate::task::LoopContext;
+use crate::testing::TestClient;
 
 /// Configures and builds a [`Server`].
 ///
@@ -47,6 +52,25 @@ pub struct ServerBuilder {
     classes: Vec<(String, ClassConfig)>,
     /// Whether SIGTERM and SIGINT stop the server.
     signals: bool,
+    /// Tasks started on the loop of every server built.
+    tasks: Vec<TaskFactory>,
+}
+
+/// A named task for [`ServerBuilder::task`]: makes the task's future on the loop's thread.
+#[derive(Clone)]
+struct TaskFactory {
+    /// The task's name.
+    name: String,
+    /// Makes the future.
+    make: Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()>>> + Send + Sync>,
+}
+
+impl fmt::Debug for TaskFactory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskFactory")
+            .field("name", &self.name)
+            .finish()
+    }
 }
 
 impl ServerBuilder {
@@ -109,6 +133,80 @@ impl ServerBuilder {
         self
     }
 
+    /// Adds a task named `name` that starts on the loop of every server this builder builds:
+    /// `make` runs on the loop's thread when the server is built, so its future may hold
+    /// `!Send` state. Works with [`ServerBuilder::spawn`] too, where setup code never sees the
+    /// [`Server`], and with [`ServerBuilder::test_client`]. See [`spawn`](crate::spawn) for what
+    /// tasks get. Defaults to none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use futures_lite::FutureExt;
+    /// use steadyloop::{time, Router, Server};
+    ///
+    /// let server = Server::builder()
+    ///     .addr("127.0.0.1:0")
+    ///     .task("cache refresher", || async {
+    ///         let mut every = time::interval(Duration::from_secs(60));
+    ///         let refresh = async {
+    ///             loop {
+    ///                 every.tick().await; // refresh the cache here
+    ///             }
+    ///         };
+    ///         refresh.or(steadyloop::shutting_down()).await;
+    ///     })
+    ///     .spawn(|| Router::new().liveness("/healthz"))?;
+    /// server.shutdown()?; // the task ends as the shutdown begins
+    /// # Ok::<(), steadyloop::Error>(())
+    /// ```
+    pub fn task<F, Fut>(mut self, name: &str, make: F) -> ServerBuilder
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        self.tasks.push(TaskFactory {
+            name: name.to_string(),
+            make: Arc::new(move || Box::pin(make())),
+        });
+        self
+    }
+
+    /// Builds an in-process [`TestClient`] for `router` with this builder's settings, pool
+    /// classes and tasks, without binding a socket.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadyloop::{Request, RouteOptions, Router, Server};
+    ///
+    /// let app = Router::new().post_with(
+    ///     "/upload",
+    ///     RouteOptions::new().body_limit(4),
+    ///     |req: Request| async move { format!("{}\n", req.body().len()) },
+    /// );
+    /// let client = Server::builder().max_body_bytes(2).test_client(app)?;
+    /// assert_eq!(client.post("/upload", "abcd").status(), 200);
+    /// assert_eq!(client.post("/upload", "abcde").status(), 413);
+    /// # Ok::<(), steadyloop::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for invalid settings or undeclared pool classes.
+    pub fn test_client(self, router: Router) -> Result<TestClient> {
+        let ex = Rc::new(LocalExecutor::new());
+        let labels = router.routes().iter().map(|r| r.label.clone()).collect();
+        // No notifier: a test client is not a service a supervisor watches.
+        let state = ServerState::new(self.config, self.classes, labels, Rc::downgrade(&ex), None)?;
+        let state = Rc::new(state);
+        let dispatcher = Rc::new(Dispatcher::new(router, state.clone())?);
+        let context = LoopContext::new(state);
+        start_tasks(&self.tasks, &context);
+        Ok(TestClient::new_parts(ex, dispatcher, context))
+    }
+
     /// Binds the listening socket (or takes the one systemd passed, for the address `systemd`
     /// or `systemd:NAME`) and builds the server for `router`.
     ///
@@ -164,7 +262,10 @@ impl ServerBuilder {
             None
         };
         let (control, requests) = ShutdownHandle::new();
+        let context = LoopContext::new(state.clone());
+        start_tasks(&self.tasks, &context);
         Ok(Server {
+            context,
             ex,
             state,
             dispatcher,
@@ -241,6 +342,15 @@ impl ServerBuilder {
             }
             Err(_) => Err(Error::ServerThread(join_panic(thread))),
         }
+    }
+}
+
+/// Spawns the builder's tasks on the loop of `context` (they run once the loop does).
+fn start_tasks(tasks: &[TaskFactory], context: &Rc<LoopContext>) {
+    for task in tasks {
+        // The factory may call `shutting_down()` or `spawn` before its future exists.
+        let future = context.enter(|| (task.make)());
+        let _detached = context.spawn(&task.name, future);
     }
 }
 

@@ -25,6 +25,7 @@ use crate::rt;
 use crate::server::shutdown::{ShutdownRequests, Stop};
 use crate::server::signal::SignalWatch;
 use crate::server::state::ServerState;
+use crate::task::{InContext, JoinHandle, LoopContext};
 
 /// A bound HTTP server, ready to run its event loop.
 ///
@@ -48,6 +49,8 @@ pub struct Server {
     pub(super) requests: ShutdownRequests,
     /// SIGTERM/SIGINT handlers, when [`ServerBuilder::handle_signals`] asked for them.
     pub(super) signals: Option<SignalWatch>,
+    /// What code on the loop reaches through `steadyloop::spawn` and `shutting_down`.
+    pub(super) context: Rc<LoopContext>,
 }
 
 impl Server {
@@ -75,6 +78,42 @@ impl Server {
         self.state.is_frontend_healthy()
     }
 
+    /// Spawns `future` as a task named `name` on the server's loop; it starts when the loop
+    /// runs. See [`spawn`](crate::spawn) for what tasks get (stall reports by name, a graceful
+    /// end at shutdown).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use futures_lite::FutureExt;
+    /// use steadyloop::{time, Router, Server};
+    ///
+    /// let server = Server::builder()
+    ///     .addr("127.0.0.1:0")
+    ///     .build(Router::new().liveness("/healthz"))?;
+    /// let stop = server.shutdown_handle();
+    /// let _sampler = server.spawn("sampler", async move {
+    ///     let mut every = time::interval(Duration::from_millis(5));
+    ///     let sample = async {
+    ///         for _ in 0..3 {
+    ///             every.tick().await; // read a sensor here
+    ///         }
+    ///         stop.shutdown(); // (only so that this example ends)
+    ///     };
+    ///     sample.or(steadyloop::shutting_down()).await;
+    /// });
+    /// server.run()?;
+    /// # Ok::<(), steadyloop::Error>(())
+    /// ```
+    pub fn spawn<F>(&self, name: &str, future: F) -> JoinHandle<F::Output>
+    where
+        F: std::future::Future + 'static,
+        F::Output: 'static,
+    {
+        self.context.spawn(name, future)
+    }
+
     /// Runs the event loop on the current thread until the server is shut down.
     ///
     /// # Errors
@@ -94,7 +133,8 @@ impl Server {
     /// As [`Server::run`].
     pub async fn serve(self) -> Result<()> {
         let ex = self.ex.clone();
-        rt::with_reactor(ex.run(self.main())).await
+        let context = self.context.clone();
+        rt::with_reactor(InContext::new(context, ex.run(self.main()))).await
     }
 
     /// Accepts until shutdown is asked for, then drains.
@@ -108,6 +148,7 @@ impl Server {
             control,
             requests,
             signals,
+            context,
         } = self;
         log::info!("listening on http://{local_addr}");
         if let Some(signals) = signals {
@@ -135,6 +176,7 @@ impl Server {
 
         if requests.first().await == Stop::Now {
             log::info!("stopping now");
+            state.begin_stopping();
             state.close_pools();
             return Ok(());
         }
@@ -164,9 +206,22 @@ impl Server {
                 "drain deadline passed with {} connection(s) open; closing them",
                 state.connections()
             );
+            if context.live_tasks() > 0 {
+                log::warn!(
+                    "drain deadline passed with task(s) still running, now dropped: {}; end \
+                     long-lived tasks when steadyloop::shutting_down() resolves",
+                    context.running_names()
+                );
+            }
+        };
+        // Spawned tasks end when they see `shutting_down()`; they are waited for like
+        // connections, and dropped with them at the deadline.
+        let drained = async {
+            state.all_closed().await;
+            context.all_ended().await;
         };
         let progress = supervise::report_progress(&state, deadline);
-        state.all_closed().or(forced).or(expired).or(progress).await;
+        drained.or(forced).or(expired).or(progress).await;
         state.close_pools();
         Ok(())
     }

@@ -374,9 +374,19 @@ pub fn is_closed(stream: &mut TcpStream) -> bool {
 
 /// A route whose jobs announce they started, then wait on `gate`.
 pub fn held_route(router: Router, started: mpsc::Sender<()>, gate: Arc<Barrier>) -> Router {
+    held_route_with(router, steadyloop::RouteOptions::new(), started, gate)
+}
+
+/// [`held_route`] with route settings (a pool class of its own, ...).
+pub fn held_route_with(
+    router: Router,
+    options: steadyloop::RouteOptions,
+    started: mpsc::Sender<()>,
+    gate: Arc<Barrier>,
+) -> Router {
     let started = Mutex::new(started);
     let started = Arc::new(started);
-    router.get("/held", move |_req| {
+    router.get_with("/held", options, move |_req| {
         let started = started.lock().unwrap().clone();
         let gate = gate.clone();
         async move {

@@ -33,7 +33,7 @@ use crate::http::h1::chunked::ChunkedDecoder;
 use crate::http::h1::parse::{self, BodyKind, Head, HeadReader, Reject};
 use crate::http::h1::write::{self, Exchange, OutBody, Outgoing};
 use crate::request::Request;
-use crate::router::Dispatcher;
+use crate::router::{Dispatcher, Routed};
 use crate::rt::{timeout, Sleep, TcpStream};
 use crate::server::state::{BodyMemory, ServerState, BODY_MEMORY_FULL};
 
@@ -227,8 +227,10 @@ impl Conn {
             Some(self.peer),
         );
         let route_id = match dispatcher.route(&mut req) {
-            Ok(id) => id,
-            Err(response) => {
+            Routed::Route(id) => id,
+            unrouted @ Routed::Answer(_) => {
+                // Routing's own answers pass through the layers like any other.
+                let response = dispatcher.answer(req, unrouted).await;
                 let body = head.body;
                 return self
                     .answer_unrouted(response, body, expect_continue, exchange)
@@ -257,7 +259,7 @@ impl Conn {
         req.set_body(body);
 
         // Run the handler, but stop at once if the client leaves: its queued job never starts.
-        let dispatch = dispatcher.dispatch(route_id, req);
+        let dispatch = dispatcher.answer(req, Routed::Route(route_id));
         let watch = watch_disconnect(&self.stream, &mut self.buf, config.max_head_bytes);
         let response = match async { Some(dispatch.await) }
             .or(async {

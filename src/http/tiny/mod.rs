@@ -34,7 +34,7 @@ use crate::error::{Error, Result};
 use crate::http::h1::parse::BodyKind;
 use crate::request::Request;
 use crate::response::Response;
-use crate::router::Dispatcher;
+use crate::router::{Dispatcher, Routed};
 use crate::server::state::{BodyMemory, ConnGuard, ServerState};
 
 /// How long the recv thread waits for a request before it looks at the watchdog and at
@@ -250,8 +250,12 @@ async fn handle(
         }
     };
     let route_id = match dispatcher.route(&mut req) {
-        Ok(id) => id,
-        Err(response) => return early(raw, response).await,
+        Routed::Route(id) => id,
+        unrouted @ Routed::Answer(_) => {
+            // Routing's own answers pass through the layers like any other.
+            let response = dispatcher.answer(req, unrouted).await;
+            return early(raw, response).await;
+        }
     };
     let limit = dispatcher.body_limit(route_id);
     // Bodies count against the server-wide body memory, as on the native front end; here the
@@ -286,7 +290,7 @@ async fn handle(
         },
     };
     req.set_body(body);
-    let response = dispatcher.dispatch(route_id, req).await;
+    let response = dispatcher.answer(req, Routed::Route(route_id)).await;
     let stall = state.config().write_timeout;
     reply::respond(raw, response, framing, state.is_draining(), stall).await;
 }

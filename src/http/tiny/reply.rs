@@ -195,7 +195,7 @@ fn collect_stream(response: Response, stall: Duration) -> Response {
     headers
         .into_iter()
         .fold(Response::new(status), |response, (name, value)| {
-            response.with_header(name, value)
+            response.append_header(name, value)
         })
         .with_body(bytes)
 }

@@ -90,7 +90,7 @@ fn app() -> Router {
 async fn report_offloaded(Query(q): Query<Rows>) -> Result<String, (StatusCode, String)> {
     let rows = rows(q)?;
     tokio::task::spawn_blocking(move || {
-        report::generate_report(&report::synthetic_rows(rows), None).unwrap_or_default()
+        report_json(report::generate_report(&report::synthetic_rows(rows), None))
     })
     .await
     .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
@@ -99,7 +99,17 @@ async fn report_offloaded(Query(q): Query<Rows>) -> Result<String, (StatusCode, 
 /// `GET /report/inline`: the report on the runtime worker that runs the handler.
 async fn report_inline(Query(q): Query<Rows>) -> Result<String, (StatusCode, String)> {
     let rows = rows(q)?;
-    Ok(report::generate_report(&report::synthetic_rows(rows), None).unwrap_or_default())
+    Ok(report_json(report::generate_report(
+        &report::synthetic_rows(rows),
+        None,
+    )))
+}
+
+/// Serialises a report with serde_json, as the demo's `Json` response does.
+fn report_json(report: Option<report::Report>) -> String {
+    report
+        .and_then(|report| serde_json::to_string(&report).ok())
+        .unwrap_or_default()
 }
 
 /// Applies the default and the cap to `?rows=`.

@@ -1,0 +1,390 @@
+//! The `Compression` layer (the `compress` feature): gzip for clients that accept it, with the
+//! CPU work of large bodies done on the pool.
+
+use std::fmt;
+use std::io::Write;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+
+use flate2::write::GzEncoder;
+
+use crate::layers::add_vary;
+use crate::pool::offload;
+use crate::request::Request;
+use crate::response::{Body, Response};
+use crate::router::{Layer, Next, ResponseFuture};
+use crate::task::LoopContext;
+
+/// Compresses response bodies with gzip when the client accepts it.
+///
+/// It honours `Accept-Encoding` with its q-values (`gzip;q=0`, `identity`, `*`); when the
+/// client prefers `identity`, or says nothing, the body goes out as it is. It leaves alone
+/// bodies under the minimum size, responses that already have a `Content-Encoding` or say
+/// `Cache-Control: no-transform`, `206`/`204`/`304` answers, `HEAD` requests, and media types
+/// that do not shrink (only `text/*`, JSON, XML, JavaScript, SVG, WebAssembly and similar types
+/// are compressed). Responses of a compressible type get `Vary: Accept-Encoding` either way, so
+/// caches keep the variants apart.
+///
+/// Compression is CPU work: a body larger than the pool threshold is compressed on the CPU
+/// pool, in the route's class; if that class is full, the body is sent uncompressed rather than
+/// shed. Streamed bodies are compressed chunk by chunk, each chunk flushed so the client sees it
+/// at once (large chunks on the pool). A result no smaller than the input is discarded and the
+/// original sent.
+///
+/// # Examples
+///
+/// ```
+/// use steadyloop::{Compression, Request, Response, Router, TestClient};
+///
+/// let app = Router::new()
+///     .layer(Compression::new())
+///     .get("/log", |_req| async { Response::text("a line of text\n".repeat(1000)) });
+/// let response = TestClient::new(app)
+///     .send(Request::builder().uri("/log").header("Accept-Encoding", "gzip, br"));
+/// assert_eq!(response.header("content-encoding"), Some("gzip"));
+/// assert_eq!(response.header("vary"), Some("Accept-Encoding"));
+/// assert!(response.body().len() < 1000);
+/// ```
+#[derive(Clone)]
+pub struct Compression {
+    /// Bodies smaller than this are sent as they are.
+    min_size: usize,
+    /// Bodies (and streamed chunks) larger than this are compressed on the pool.
+    pool_threshold: usize,
+    /// The gzip level, 1–9.
+    level: u32,
+}
+
+impl Compression {
+    /// Creates the layer with its defaults.
+    pub fn new() -> Compression {
+        Compression {
+            min_size: 1024,
+            pool_threshold: 4 * 1024,
+            level: 6,
+        }
+    }
+
+    /// Sets the smallest body worth compressing. Defaults to 1 KiB (below that the gzip header
+    /// and the client's work cost more than the bytes saved).
+    pub fn min_size(mut self, bytes: usize) -> Compression {
+        self.min_size = bytes;
+        self
+    }
+
+    /// Sets the body size above which compressing runs on the CPU pool instead of the loop.
+    /// Defaults to 4 KiB (about 40 µs of work at level 6).
+    pub fn pool_threshold(mut self, bytes: usize) -> Compression {
+        self.pool_threshold = bytes;
+        self
+    }
+
+    /// Sets the gzip level, from 1 (fastest) to 9 (smallest). Defaults to 6.
+    pub fn level(mut self, level: u32) -> Compression {
+        self.level = level.clamp(1, 9);
+        self
+    }
+
+    /// Compresses `response` for a client that accepts gzip.
+    async fn compress(&self, mut response: Response) -> Response {
+        match response.swap_body(Body::Full(Vec::new())) {
+            Body::Full(bytes) if bytes.len() < self.min_size => {
+                response.swap_body(Body::Full(bytes));
+                response
+            }
+            Body::Full(bytes) => {
+                let level = self.level;
+                let shared = Arc::new(bytes);
+                let compressed = if shared.len() <= self.pool_threshold {
+                    gzip(&shared, level)
+                } else {
+                    let input = shared.clone();
+                    // A full pool class sends the body as it is rather than shedding it.
+                    offload(move || gzip(&input, level)).await.ok().flatten()
+                };
+                match compressed {
+                    Some(gz) if gz.len() < shared.len() => {
+                        response.swap_body(Body::Full(gz));
+                        encoded(response)
+                    }
+                    _ => {
+                        let bytes = Arc::try_unwrap(shared).unwrap_or_else(|a| a.to_vec());
+                        response.swap_body(Body::Full(bytes));
+                        response
+                    }
+                }
+            }
+            Body::Stream(rx) => match LoopContext::current() {
+                Some(context) => {
+                    let (tx, out) = async_channel::bounded(rx.capacity().unwrap_or(4).max(1));
+                    let pump = pump(rx, tx, self.level, self.pool_threshold);
+                    let _detached = context.spawn("gzip stream", pump);
+                    response.swap_body(Body::Stream(out));
+                    encoded(response)
+                }
+                None => {
+                    response.swap_body(Body::Stream(rx));
+                    response
+                }
+            },
+        }
+    }
+}
+
+impl Default for Compression {
+    fn default() -> Compression {
+        Compression::new()
+    }
+}
+
+impl fmt::Debug for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Compression")
+            .field("min_size", &self.min_size)
+            .field("pool_threshold", &self.pool_threshold)
+            .field("level", &self.level)
+            .finish()
+    }
+}
+
+impl Layer for Compression {
+    fn call(self: Rc<Self>, req: Request, next: Next) -> ResponseFuture {
+        let wants_gzip = req.method() != "HEAD" && accepts_gzip(req.header("accept-encoding"));
+        Box::pin(async move {
+            let response = next.run(req).await;
+            if !is_candidate(&response) {
+                return response;
+            }
+            let response = add_vary(response, "Accept-Encoding");
+            if !wants_gzip {
+                return response;
+            }
+            self.compress(response).await
+        })
+    }
+}
+
+/// Marks `response` as gzip-encoded: `Content-Encoding`, and a weak `ETag` (the bytes differ).
+fn encoded(response: Response) -> Response {
+    let response = response.with_header("Content-Encoding", "gzip");
+    match response.header("etag").map(str::to_string) {
+        Some(etag) if !etag.starts_with("W/") => response.with_header("ETag", format!("W/{etag}")),
+        _ => response,
+    }
+}
+
+/// Returns `true` if the response is one compression may change: a compressible type, not yet
+/// encoded, with a body.
+fn is_candidate(response: &Response) -> bool {
+    let status = response.status();
+    if matches!(status, 204 | 206 | 304) || response.header("content-encoding").is_some() {
+        return false;
+    }
+    let no_transform = response.header("cache-control").is_some_and(|v| {
+        v.split(',')
+            .any(|d| d.trim().eq_ignore_ascii_case("no-transform"))
+    });
+    !no_transform && response.header("content-type").is_some_and(is_compressible)
+}
+
+/// Returns `true` for media types that gzip shrinks.
+fn is_compressible(content_type: &str) -> bool {
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if media == "text/event-stream" {
+        // Compressed server-sent events stall in proxies that buffer until a block fills.
+        return false;
+    }
+    media.starts_with("text/")
+        || media.ends_with("+json")
+        || media.ends_with("+xml")
+        || matches!(
+            media.as_str(),
+            "application/json"
+                | "application/javascript"
+                | "application/xml"
+                | "application/x-ndjson"
+                | "application/wasm"
+                | "application/x-www-form-urlencoded"
+                | "image/svg+xml"
+                | "image/bmp"
+                | "font/ttf"
+                | "font/otf"
+        )
+}
+
+/// Returns `true` if an `Accept-Encoding` value asks for gzip over the unencoded body.
+///
+/// gzip's weight is its own q-value (or `*`'s); identity competes only if the client names it
+/// (or `*`). No header means "as it is", as browsers and proxies expect.
+fn accepts_gzip(header: Option<&str>) -> bool {
+    let Some(header) = header else {
+        return false;
+    };
+    let (mut gzip, mut star, mut identity) = (None::<f32>, None::<f32>, None::<f32>);
+    for item in header.split(',') {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let mut q = 1.0f32;
+        for param in parts {
+            let (name, value) = param.split_once('=').unwrap_or((param, ""));
+            if name.trim().eq_ignore_ascii_case("q") {
+                q = value.trim().parse::<f32>().unwrap_or(0.0).clamp(0.0, 1.0);
+            }
+        }
+        let slot = match coding.as_str() {
+            "gzip" | "x-gzip" => &mut gzip,
+            "*" => &mut star,
+            "identity" => &mut identity,
+            _ => continue,
+        };
+        *slot = Some(slot.map_or(q, |old: f32| old.max(q)));
+    }
+    let gzip = gzip.or(star).unwrap_or(0.0);
+    let identity = identity.or(star).unwrap_or(0.0);
+    gzip > 0.0 && gzip >= identity
+}
+
+/// Compresses `input` whole; `None` only if the encoder fails (it writes to memory, so never
+/// in practice).
+fn gzip(input: &[u8], level: u32) -> Option<Vec<u8>> {
+    let mut encoder = GzEncoder::new(
+        Vec::with_capacity(input.len() / 3),
+        flate2::Compression::new(level),
+    );
+    encoder.write_all(input).ok()?;
+    encoder.finish().ok()
+}
+
+/// A streaming gzip encoder, shared with pool jobs (locked by one side at a time).
+type SharedEncoder = Arc<Mutex<GzEncoder<Vec<u8>>>>;
+
+/// Feeds `chunk` to `encoder` and returns the bytes ready to send (flushed, so the client can
+/// decode everything sent so far).
+fn encode_chunk(encoder: &SharedEncoder, chunk: &[u8]) -> Vec<u8> {
+    let mut encoder = encoder.lock().unwrap_or_else(|e| e.into_inner());
+    // Writing to a Vec cannot fail.
+    let _ = encoder.write_all(chunk);
+    let _ = encoder.flush();
+    std::mem::take(encoder.get_mut())
+}
+
+/// Compresses a streamed body chunk by chunk from `rx` into `tx`; ends when the producer ends
+/// (writing the gzip trailer) or the client goes away (dropping `rx` tells the producer).
+async fn pump(
+    rx: async_channel::Receiver<Vec<u8>>,
+    tx: async_channel::Sender<Vec<u8>>,
+    level: u32,
+    pool_threshold: usize,
+) {
+    let encoder: SharedEncoder = Arc::new(Mutex::new(GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::new(level),
+    )));
+    while let Ok(chunk) = rx.recv().await {
+        let out = if chunk.len() > pool_threshold {
+            let shared = encoder.clone();
+            let chunk = Arc::new(chunk);
+            let input = chunk.clone();
+            match offload(move || encode_chunk(&shared, &input)).await {
+                Ok(out) => out,
+                // The pool is full: this chunk is compressed on the loop instead.
+                Err(_) => encode_chunk(&encoder, &chunk),
+            }
+        } else {
+            encode_chunk(&encoder, &chunk)
+        };
+        if !out.is_empty() && tx.send(out).await.is_err() {
+            return;
+        }
+    }
+    let trailer = match Arc::try_unwrap(encoder) {
+        Ok(encoder) => encoder
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .finish()
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    let _ = tx.send(trailer).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn gunzip(bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(bytes)
+            .read_to_end(&mut out)
+            .expect("valid gzip");
+        out
+    }
+
+    #[test]
+    fn accept_encoding_q_values_are_honoured() {
+        assert!(accepts_gzip(Some("gzip")));
+        assert!(accepts_gzip(Some("deflate, gzip;q=0.5")));
+        assert!(accepts_gzip(Some("*")));
+        assert!(accepts_gzip(Some("GZIP; Q=1.0")));
+        assert!(!accepts_gzip(None));
+        assert!(!accepts_gzip(Some("")));
+        assert!(!accepts_gzip(Some("br")));
+        assert!(!accepts_gzip(Some("gzip;q=0")));
+        assert!(!accepts_gzip(Some("*;q=0")));
+        assert!(!accepts_gzip(Some("*, gzip;q=0")));
+        assert!(!accepts_gzip(Some("gzip;q=0.4, identity;q=0.5")));
+        assert!(accepts_gzip(Some("gzip;q=0.5, identity;q=0.5")));
+        assert!(!accepts_gzip(Some("gzip;q=nonsense")));
+    }
+
+    #[test]
+    fn only_compressible_unencoded_responses_are_candidates() {
+        let text = || Response::text("x".repeat(2000));
+        assert!(is_candidate(&text()));
+        assert!(is_candidate(&Response::json("{}")));
+        assert!(!is_candidate(&Response::bytes(vec![0; 2000])));
+        assert!(!is_candidate(&text().with_header("Content-Encoding", "br")));
+        assert!(!is_candidate(
+            &text().with_header("Cache-Control", "public, no-transform")
+        ));
+        assert!(!is_candidate(&text().with_status(206)));
+        assert!(!is_candidate(
+            &text().with_header("Content-Type", "image/png")
+        ));
+        assert!(!is_candidate(
+            &text().with_header("Content-Type", "text/event-stream")
+        ));
+        assert!(is_candidate(
+            &text().with_header("Content-Type", "image/svg+xml")
+        ));
+    }
+
+    #[test]
+    fn whole_and_streamed_bodies_round_trip() {
+        let input = b"steadyloop compresses on the pool\n".repeat(100);
+        assert_eq!(gunzip(&gzip(&input, 6).unwrap()), input);
+        let encoder: SharedEncoder = Arc::new(Mutex::new(GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::new(6),
+        )));
+        let mut stream = encode_chunk(&encoder, &input[..100]);
+        // Each flushed piece decodes on its own: the client sees chunk one before chunk two.
+        assert!(!stream.is_empty());
+        stream.extend(encode_chunk(&encoder, &input[100..]));
+        let encoder = Arc::try_unwrap(encoder).unwrap().into_inner().unwrap();
+        stream.extend(encoder.finish().unwrap());
+        assert_eq!(gunzip(&stream), input);
+    }
+
+    #[test]
+    fn strong_etags_become_weak() {
+        let response = encoded(Response::text("x").with_header("ETag", "\"v1\""));
+        assert_eq!(response.header("etag"), Some("W/\"v1\""));
+    }
+}

@@ -1,0 +1,188 @@
+//! The `RequestId` layer: one id per request, kept from the client or made fresh, visible to
+//! handlers, sent back on the response and written in the access log.
+
+use std::cell::Cell;
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::rc::Rc;
+
+use crate::request::Request;
+use crate::router::{Layer, Next, ResponseFuture};
+
+/// The longest incoming id that is kept (a UUID is 36 bytes; a W3C trace id 32).
+const MAX_INCOMING_LEN: usize = 128;
+
+/// Gives every request an id: the incoming `X-Request-Id` when it is a sane token, else a fresh
+/// one.
+///
+/// Handlers read the id with [`Request::request_id`] (to log it, or to pass it on to another
+/// service); it is added to the response and shown in the access log as `id=...`. A sane incoming id is 1–128 bytes of letters, digits and `-_.:/+=@`;
+/// anything else (too long, spaces, control bytes) is replaced, so a client cannot put
+/// arbitrary text into logs. Fresh ids are 16 hex digits, unique within the process and not
+/// guessable from the previous one.
+///
+/// # Examples
+///
+/// ```
+/// use steadyloop::{Request, RequestId, Router, TestClient};
+///
+/// let app = Router::new()
+///     .layer(RequestId::new())
+///     .get("/", |req: Request| async move {
+///         format!("your id: {}\n", req.request_id().unwrap_or("-"))
+///     });
+/// let client = TestClient::new(app);
+/// let response = client.send(Request::builder().header("X-Request-Id", "abc-123"));
+/// assert_eq!(response.header("x-request-id"), Some("abc-123"));
+/// assert_eq!(response.text(), "your id: abc-123\n");
+/// let fresh = client.get("/nope");
+/// assert_eq!(fresh.status(), 404);
+/// assert_eq!(fresh.header("x-request-id").map(str::len), Some(16));
+/// ```
+pub struct RequestId {
+    /// The header carrying the id, both ways.
+    header: String,
+    /// Whether a sane incoming id is kept.
+    trust_incoming: bool,
+    /// Random per layer, so ids differ between processes and restarts.
+    seed: u64,
+    /// Ids made so far.
+    counter: Cell<u64>,
+}
+
+impl RequestId {
+    /// Creates the layer with the `X-Request-Id` header, keeping sane incoming ids.
+    pub fn new() -> RequestId {
+        RequestId {
+            header: "X-Request-Id".to_string(),
+            trust_incoming: true,
+            seed: RandomState::new().build_hasher().finish(),
+            counter: Cell::new(0),
+        }
+    }
+
+    /// Sets the header that carries the id (`X-Correlation-Id`, ...). Defaults to
+    /// `X-Request-Id`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `name` is not a valid header name.
+    pub fn header(mut self, name: &str) -> RequestId {
+        assert!(
+            crate::http::h1::grammar::is_token(name.as_bytes()),
+            "invalid header name {name:?}"
+        );
+        self.header = name.to_string();
+        self
+    }
+
+    /// Sets whether a sane incoming id is kept; when `false`, every request gets a fresh one
+    /// (for servers facing clients that should not choose ids). Defaults to `true`.
+    pub fn trust_incoming(mut self, trust: bool) -> RequestId {
+        self.trust_incoming = trust;
+        self
+    }
+
+    /// Makes a fresh id: 16 hex digits from a bijective mix of seed and counter, so no two
+    /// ids of one layer are equal.
+    fn fresh(&self) -> String {
+        let n = self.counter.get().wrapping_add(1);
+        self.counter.set(n);
+        let mixed = splitmix64(self.seed.wrapping_add(n));
+        // By hand rather than `format!`: this runs for every request.
+        (0..16)
+            .rev()
+            .map(|i| char::from(b"0123456789abcdef"[(mixed >> (i * 4)) as usize & 0xf]))
+            .collect()
+    }
+
+    /// Returns the id for `req`: its own if sane and trusted, else a fresh one.
+    fn id_for(&self, req: &Request) -> String {
+        if self.trust_incoming {
+            if let Some(incoming) = req.header(&self.header) {
+                if is_sane_id(incoming) {
+                    return incoming.to_string();
+                }
+            }
+        }
+        self.fresh()
+    }
+}
+
+impl Default for RequestId {
+    fn default() -> RequestId {
+        RequestId::new()
+    }
+}
+
+impl fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestId")
+            .field("header", &self.header)
+            .field("trust_incoming", &self.trust_incoming)
+            .finish()
+    }
+}
+
+impl Layer for RequestId {
+    fn call(self: Rc<Self>, mut req: Request, next: Next) -> ResponseFuture {
+        let id = self.id_for(&req);
+        req.request_id = Some(id.as_str().into());
+        Box::pin(async move {
+            let response = next.run(req).await;
+            // The name was checked when the layer was built; the id is sane or our own.
+            response.with_known_header(&self.header, id)
+        })
+    }
+}
+
+impl Request {
+    /// Returns the id a [`RequestId`] layer gave this request, if one ran before the handler.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+}
+
+/// Returns `true` if `id` is a token worth keeping (and safe to log).
+fn is_sane_id(id: &str) -> bool {
+    (1..=MAX_INCOMING_LEN).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(&b))
+}
+
+/// The splitmix64 finaliser: a bijection on `u64` that scatters consecutive inputs.
+fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insane_ids_are_replaced() {
+        assert!(is_sane_id("3f2a-11:x/y+z=@"));
+        assert!(!is_sane_id(""));
+        assert!(!is_sane_id("has space"));
+        assert!(!is_sane_id("new\nline"));
+        assert!(!is_sane_id(&"a".repeat(129)));
+        let layer = RequestId::new();
+        let req = Request::builder().header("X-Request-Id", "bad id").build();
+        let id = layer.id_for(&req);
+        assert_eq!(id.len(), 16);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+        assert_ne!(id, layer.id_for(&req));
+    }
+
+    #[test]
+    fn untrusted_incoming_ids_are_replaced() {
+        let layer = RequestId::new().trust_incoming(false);
+        let req = Request::builder().header("X-Request-Id", "abc").build();
+        assert_ne!(layer.id_for(&req), "abc");
+    }
+}

@@ -1,0 +1,318 @@
+//! Middleware: layers, the `Next` step they call, and the chain every routed request runs
+//! through.
+//!
+//! A layer is an async function of `(Request, Next)` that runs on the loop. It may answer early
+//! (without calling `next`), change the request before passing it on, and change the response on
+//! its way back. Layers wrap every response the router produces: handler answers, blocking-route
+//! answers, 404/405/`OPTIONS`, route deadlines (504), shed work (503) and the built-in probes.
+//! Answers the front end makes before routing (400/408/413/414/431 on malformed or oversized
+//! input, 503 when the connection cap or the body memory is reached) do not pass through them.
+
+use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::rc::Rc;
+
+use futures_lite::FutureExt;
+
+use crate::error::Error;
+use crate::request::Request;
+use crate::response::{IntoResponse, Response};
+use crate::router::Router;
+
+/// The future a [`Layer`] returns: a response, produced on the loop (it need not be `Send`).
+pub type ResponseFuture = Pin<Box<dyn Future<Output = Response>>>;
+
+/// Middleware: code that runs around the handler of every request it applies to.
+///
+/// Any `Fn(Request, Next) -> impl Future<Output = impl IntoResponse>` closure is a layer; types
+/// with settings (such as [`RequestId`](crate::RequestId)) implement the trait directly. Add
+/// layers with [`Router::layer`] (every request) or [`Router::layer_on`] (requests under a path
+/// prefix).
+///
+/// # Examples
+///
+/// A layer that times each request and adds a header:
+///
+/// ```
+/// use std::time::Instant;
+/// use steadyloop::{Next, Request, Router};
+///
+/// let app = Router::new()
+///     .layer(|req: Request, next: Next| async move {
+///         let start = Instant::now();
+///         let response = next.run(req).await;
+///         let micros = start.elapsed().as_micros().to_string();
+///         response.with_header("Server-Timing", format!("app;dur={micros}"))
+///     })
+///     .get("/", |_req| async { "hi" });
+/// # let _ = app;
+/// ```
+pub trait Layer: 'static {
+    /// Handles `req`: answers it, or passes it (changed or not) to `next` and returns the
+    /// response (changed or not).
+    fn call(self: Rc<Self>, req: Request, next: Next) -> ResponseFuture;
+}
+
+impl<F, Fut, R> Layer for F
+where
+    F: Fn(Request, Next) -> Fut + 'static,
+    Fut: Future<Output = R> + 'static,
+    R: IntoResponse,
+{
+    fn call(self: Rc<Self>, req: Request, next: Next) -> ResponseFuture {
+        let future = (self)(req, next);
+        Box::pin(async move { future.await.into_response() })
+    }
+}
+
+/// One layer of a router, with the path prefix it is limited to.
+#[derive(Clone)]
+pub(crate) struct LayerEntry {
+    /// `None` for a global layer; otherwise the prefix (without a trailing `/`, `""` for `/`).
+    prefix: Option<Box<str>>,
+    /// The layer.
+    layer: Rc<dyn Layer>,
+}
+
+impl LayerEntry {
+    /// Returns `true` if the layer applies to a request for `path`.
+    fn applies_to(&self, path: &str) -> bool {
+        match self.prefix.as_deref() {
+            None => true,
+            Some(prefix) => under_prefix(path, prefix),
+        }
+    }
+}
+
+/// Returns `true` if `path` is `prefix` or lies below it (`/api` covers `/api` and `/api/x`,
+/// not `/apix`); `prefix` has no trailing `/`.
+fn under_prefix(path: &str, prefix: &str) -> bool {
+    match path.strip_prefix(prefix) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
+}
+
+/// The layers of an application, in the order they were written; built once, shared by every
+/// request.
+pub(crate) type LayerStack = Rc<[LayerEntry]>;
+
+/// The innermost step of a chain: routing's answer for the request (the handler, or a
+/// 404/405/`OPTIONS` response).
+pub(crate) type Endpoint = Box<dyn FnOnce(Request) -> ResponseFuture>;
+
+/// The rest of the chain after the current layer: the next layers, then the handler.
+///
+/// Call [`Next::run`] once to pass the request on; dropping a `Next` without running it answers
+/// the request from the current layer alone.
+pub struct Next {
+    /// Every layer of the application.
+    stack: LayerStack,
+    /// The index of the first layer not yet considered.
+    index: usize,
+    /// What answers once the layers are done.
+    endpoint: Endpoint,
+}
+
+impl Next {
+    /// Creates the chain for one request: the layers of `stack` that apply, then `endpoint`.
+    pub(crate) fn new(stack: LayerStack, endpoint: Endpoint) -> Next {
+        Next {
+            stack,
+            index: 0,
+            endpoint,
+        }
+    }
+
+    /// Passes `req` to the next layer that applies to it (or to the handler, after the last
+    /// one) and resolves to the response.
+    ///
+    /// Per-prefix layers are chosen by the request's path as it reaches them, so a layer that
+    /// rewrites the path changes which later layers apply; routing itself happened before the
+    /// first layer ran.
+    pub fn run(mut self, req: Request) -> ResponseFuture {
+        while let Some(entry) = self.stack.get(self.index) {
+            self.index += 1;
+            if entry.applies_to(req.path()) {
+                let layer = entry.layer.clone();
+                return layer.call(req, self);
+            }
+        }
+        (self.endpoint)(req)
+    }
+}
+
+impl fmt::Debug for Next {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Next")
+            .field("remaining_layers", &(self.stack.len() - self.index))
+            .finish()
+    }
+}
+
+/// Runs `req` through `stack` to `endpoint`; a panic in a layer becomes a 500 (logged), so the
+/// loop never goes down with a layer.
+pub(crate) async fn run_chain(stack: &LayerStack, req: Request, endpoint: Endpoint) -> Response {
+    if stack.is_empty() {
+        return endpoint(req).await;
+    }
+    let next = Next::new(stack.clone(), endpoint);
+    let outcome = AssertUnwindSafe(next.run(req)).catch_unwind().await;
+    outcome.unwrap_or_else(|payload| {
+        let message = crate::pool::panic_message(payload.as_ref());
+        log::error!("a layer panicked: {message}");
+        Error::HandlerPanicked(message).into_response()
+    })
+}
+
+impl Router {
+    /// Adds `layer` around every request this router answers, including 404/405/`OPTIONS`
+    /// answers, route deadlines (504), shed work (503) and the built-in probes.
+    ///
+    /// Layers run in the order they are written, the first one outermost: it sees the request
+    /// first and the response last. [`Router::layer`] and [`Router::layer_on`] calls share that
+    /// one order, wherever they stand among the routes. Answers the front end makes before
+    /// routing (400, 408, 413, 414, 431 for malformed or oversized input; 503 at the connection
+    /// cap) do not pass through layers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadyloop::{Cors, RequestId, Router};
+    ///
+    /// let app = Router::new()
+    ///     .layer(RequestId::new())
+    ///     .layer(Cors::permissive())
+    ///     .get("/", |_req| async { "hi" });
+    /// # let _ = app;
+    /// ```
+    pub fn layer(mut self, layer: impl Layer) -> Router {
+        self.layers.push(LayerEntry {
+            prefix: None,
+            layer: Rc::new(layer),
+        });
+        self
+    }
+
+    /// Adds `layer` around the requests whose path is `prefix` or lies below it (`/api`
+    /// covers `/api` and `/api/items`, not `/apis`), in the same order as [`Router::layer`].
+    ///
+    /// The prefix is matched literally against the request's (percent-encoded) path, so it
+    /// applies to the 404s and 405s under it too. A route pattern such as `/items/:id` is not
+    /// a prefix: give the literal part, `/items`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadyloop::{Error, Next, Request, Router};
+    ///
+    /// let app = Router::new()
+    ///     .get("/admin/stats", |_req| async { "secret" })
+    ///     .layer_on("/admin", |req: Request, next: Next| async move {
+    ///         if req.header("x-admin") != Some("yes") {
+    ///             return Error::status(403, "admins only").into_response();
+    ///         }
+    ///         next.run(req).await
+    ///     });
+    /// # let _ = app;
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// Panics if `prefix` does not start with `/` (a programming error, caught at startup).
+    pub fn layer_on(mut self, prefix: &str, layer: impl Layer) -> Router {
+        assert!(
+            prefix.starts_with('/'),
+            "layer prefix {prefix:?} must start with '/'"
+        );
+        let prefix = prefix.trim_end_matches('/');
+        self.layers.push(LayerEntry {
+            prefix: Some(prefix.into()),
+            layer: Rc::new(layer),
+        });
+        self
+    }
+
+    /// Returns the layers in the order written, for the application to run requests through.
+    pub(crate) fn layer_stack(&self) -> LayerStack {
+        self.layers.iter().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A layer that appends `tag` to the `X-Trace` header on the way out and to the
+    /// `X-Seen` request header on the way in.
+    fn tracer(tag: &'static str) -> impl Layer {
+        move |mut req: Request, next: Next| async move {
+            let seen = format!("{}{tag}", req.header("x-seen").unwrap_or(""));
+            req.insert_header("X-Seen", seen);
+            let response = next.run(req).await;
+            let trace = format!("{}{tag}", response.header("x-trace").unwrap_or(""));
+            response.with_header("X-Trace", trace)
+        }
+    }
+
+    fn endpoint() -> Endpoint {
+        Box::new(|req: Request| -> ResponseFuture {
+            let seen = req.header("x-seen").unwrap_or("").to_string();
+            Box::pin(async move { Response::text(seen) })
+        })
+    }
+
+    fn run(router: Router, path: &str) -> Response {
+        let req = crate::Request::builder().uri(path).build();
+        futures_lite::future::block_on(run_chain(&router.layer_stack(), req, endpoint()))
+    }
+
+    #[test]
+    fn layers_run_in_written_order_first_outermost() {
+        let router = Router::new()
+            .layer(tracer("a"))
+            .layer_on("/api", tracer("b"))
+            .layer(tracer("c"));
+        let response = run(router, "/api/x");
+        assert_eq!(response.body_bytes(), b"abc");
+        assert_eq!(response.header("x-trace"), Some("cba"));
+    }
+
+    #[test]
+    fn prefix_layers_apply_on_segment_boundaries() {
+        let router = || Router::new().layer_on("/api/", tracer("p"));
+        assert_eq!(run(router(), "/api").body_bytes(), b"p");
+        assert_eq!(run(router(), "/api/items").body_bytes(), b"p");
+        assert_eq!(run(router(), "/apis").body_bytes(), b"");
+        let everything = Router::new().layer_on("/", tracer("r"));
+        assert_eq!(run(everything, "/x").body_bytes(), b"r");
+    }
+
+    #[test]
+    fn a_layer_can_answer_early() {
+        let router = Router::new()
+            .layer(|_req: Request, _next: Next| async { Error::status(401, "no").into_response() });
+        assert_eq!(run(router, "/").status(), 401);
+    }
+
+    #[test]
+    fn a_panicking_layer_is_a_500() {
+        let router = Router::new().layer(|_req: Request, _next: Next| async {
+            if true {
+                panic!("layer bug");
+            }
+            "unreachable"
+        });
+        let response = run(router, "/");
+        assert_eq!(response.status(), 500);
+        assert!(!String::from_utf8_lossy(response.body_bytes()).contains("layer bug"));
+    }
+
+    #[test]
+    #[should_panic(expected = "must start with '/'")]
+    fn prefix_without_slash_panics() {
+        let _ = Router::new().layer_on("api", tracer("x"));
+    }
+}
