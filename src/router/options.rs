@@ -75,50 +75,36 @@ impl RouteOptions {
     }
 }
 
+/// Writes the `*_with` method helpers once: each adds a route for one method with its options.
+macro_rules! with_options {
+    ($($(#[$doc:meta])* $name:ident => $method:literal;)*) => {$(
+        $(#[$doc])*
+        pub fn $name<H, Fut, R>(self, pattern: &str, options: RouteOptions, handler: H) -> Router
+        where
+            H: Fn(Request) -> Fut + 'static,
+            Fut: Future<Output = R> + 'static,
+            R: IntoResponse,
+        {
+            self.route_with($method, pattern, options, handler)
+        }
+    )*};
+}
+
 /// Routes with their settings.
 impl Router {
-    /// Adds an async handler for `GET` (and `HEAD`) on `pattern` with `options`. Panics as
-    /// [`Router::get`] does.
-    pub fn get_with<H, Fut, R>(self, pattern: &str, options: RouteOptions, handler: H) -> Router
-    where
-        H: Fn(Request) -> Fut + 'static,
-        Fut: Future<Output = R> + 'static,
-        R: IntoResponse,
-    {
-        self.route_with("GET", pattern, options, handler)
-    }
-
-    /// Adds an async handler for `POST` on `pattern` with `options`. Panics as [`Router::get`]
-    /// does.
-    pub fn post_with<H, Fut, R>(self, pattern: &str, options: RouteOptions, handler: H) -> Router
-    where
-        H: Fn(Request) -> Fut + 'static,
-        Fut: Future<Output = R> + 'static,
-        R: IntoResponse,
-    {
-        self.route_with("POST", pattern, options, handler)
-    }
-
-    /// Adds an async handler for `PUT` on `pattern` with `options`. Panics as [`Router::get`]
-    /// does.
-    pub fn put_with<H, Fut, R>(self, pattern: &str, options: RouteOptions, handler: H) -> Router
-    where
-        H: Fn(Request) -> Fut + 'static,
-        Fut: Future<Output = R> + 'static,
-        R: IntoResponse,
-    {
-        self.route_with("PUT", pattern, options, handler)
-    }
-
-    /// Adds an async handler for `DELETE` on `pattern` with `options`. Panics as
-    /// [`Router::get`] does.
-    pub fn delete_with<H, Fut, R>(self, pattern: &str, options: RouteOptions, handler: H) -> Router
-    where
-        H: Fn(Request) -> Fut + 'static,
-        Fut: Future<Output = R> + 'static,
-        R: IntoResponse,
-    {
-        self.route_with("DELETE", pattern, options, handler)
+    with_options! {
+        /// Adds an async handler for `GET` (and `HEAD`) on `pattern` with `options`. Panics as
+        /// [`Router::get`] does.
+        get_with => "GET";
+        /// Adds an async handler for `POST` on `pattern` with `options`. Panics as
+        /// [`Router::get`] does.
+        post_with => "POST";
+        /// Adds an async handler for `PUT` on `pattern` with `options`. Panics as
+        /// [`Router::get`] does.
+        put_with => "PUT";
+        /// Adds an async handler for `DELETE` on `pattern` with `options`. Panics as
+        /// [`Router::get`] does.
+        delete_with => "DELETE";
     }
 
     /// Adds an async handler for `method` on `pattern` with `options`. Panics as
