@@ -207,7 +207,7 @@ impl TcpStream {
                     // cost more than the rest of the read path.
                     let mut stack = [MaybeUninit::<u8>::uninit(); STACK_READ];
                     asked = max.min(STACK_READ);
-                    let ((read, _), _) = recv(&*stream, &mut stack[..asked], RecvFlags::empty())?;
+                    let ((read, _), _) = recv(stream, &mut stack[..asked], RecvFlags::empty())?;
                     buf.extend_from_slice(read);
                     return Ok(read.len());
                 }
