@@ -40,17 +40,23 @@ pub struct Request {
 }
 
 impl Request {
-    /// Creates a request from its parts; front ends call this after parsing.
+    /// Creates a request from its parts; front ends call this after parsing. Owned strings
+    /// are kept (the target becomes the path), so the native front end copies neither.
     pub(crate) fn new(
-        method: &str,
-        target: &str,
+        method: impl Into<String>,
+        target: impl Into<String>,
         http10: bool,
         headers: Vec<(String, Vec<u8>)>,
         peer: Option<SocketAddr>,
     ) -> Request {
-        let (path, raw_query) = match target.split_once('?') {
-            Some((path, query)) => (path, query),
-            None => (target, ""),
+        let mut path = target.into();
+        let raw_query = match path.find('?') {
+            Some(at) => {
+                let query = path[at + 1..].to_string();
+                path.truncate(at);
+                query
+            }
+            None => String::new(),
         };
         let query = raw_query
             .split('&')
@@ -61,9 +67,9 @@ impl Request {
             })
             .collect();
         Request {
-            method: method.to_string(),
-            path: path.to_string(),
-            raw_query: raw_query.to_string(),
+            method: method.into(),
+            path,
+            raw_query,
             query,
             http10,
             headers,

@@ -381,40 +381,49 @@ impl Router {
 
     /// Finds the route for `method` and `path` (percent-encoded, without the query).
     pub(crate) fn lookup(&self, method: &str, path: &str) -> Lookup {
-        // The best match so far: route id, its specificity, its parameters.
-        let mut best: Option<(usize, Vec<u8>)> = None;
+        // The best match so far and its parameters. Specificities are computed only when a
+        // second route answers (rare), and the methods for `Allow` only when none does, so a
+        // request with one matching route allocates nothing here.
+        let mut best: Option<usize> = None;
         let mut best_params = Vec::new();
-        let mut allowed: Vec<&str> = Vec::new();
+        let mut matched = false;
         for (id, route) in self.routes.iter().enumerate() {
             let Some(params) = route.pattern.matches(path) else {
                 continue;
             };
-            allowed.push(&route.method);
+            matched = true;
             let answers = route.method == method || (method == "HEAD" && route.method == "GET");
             if !answers {
                 continue;
             }
-            let rank = route.pattern.specificity();
             // An explicit HEAD route beats the GET fallback for the same pattern.
             let exact = route.method == method;
-            let better = match &best {
+            let better = match best {
                 None => true,
-                Some((best_id, best_rank)) => {
-                    rank > *best_rank
-                        || (rank == *best_rank && exact && self.routes[*best_id].method != method)
+                Some(best_id) => {
+                    let rank = route.pattern.specificity();
+                    let best_rank = self.routes[best_id].pattern.specificity();
+                    rank > best_rank
+                        || (rank == best_rank && exact && self.routes[best_id].method != method)
                 }
             };
             if better {
-                best = Some((id, rank));
+                best = Some(id);
                 best_params = params;
             }
         }
-        if let Some((id, _)) = best {
+        if let Some(id) = best {
             return Lookup::Found(id, best_params);
         }
-        if allowed.is_empty() {
+        if !matched {
             return Lookup::NotFound;
         }
+        let mut allowed: Vec<&str> = self
+            .routes
+            .iter()
+            .filter(|route| route.pattern.matches(path).is_some())
+            .map(|route| route.method.as_str())
+            .collect();
         if allowed.contains(&"GET") {
             allowed.push("HEAD");
         }

@@ -87,7 +87,11 @@ impl Pattern {
                 }
                 Segment::Literal(literal) => {
                     let part = parts.next()?;
-                    if part != literal && decode_component(part, false) != *literal {
+                    // Only an escaped segment can decode to something else: the rest are
+                    // compared as they are, without building a decoded copy per route tried.
+                    if part != literal
+                        && (!part.contains('%') || decode_component(part, false) != *literal)
+                    {
                         return None;
                     }
                 }

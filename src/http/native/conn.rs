@@ -220,8 +220,8 @@ impl Conn {
         };
         let expect_continue = head.expect_continue;
         let mut req = Request::new(
-            &head.method,
-            &head.target,
+            head.method,
+            head.target,
             head.http10,
             head.headers,
             Some(self.peer),
