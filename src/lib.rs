@@ -41,6 +41,7 @@
 mod activation;
 mod config;
 mod error;
+mod files;
 mod http;
 mod notify;
 mod observe;
@@ -52,6 +53,7 @@ mod server;
 
 pub use config::{ClassConfig, Config, Frontend, Setting, DEFAULT_QUEUE, SETTINGS};
 pub use error::{Error, Result};
+pub use files::StaticFiles;
 pub use pool::{offload, offload_cancellable, offload_stream, CancelToken, Task};
 pub use request::Request;
 pub use response::{BodyClosed, BodySender, IntoResponse, Response};
