@@ -50,6 +50,7 @@ mod request;
 mod response;
 mod router;
 mod server;
+pub mod sse;
 
 pub use config::{ClassConfig, Config, Frontend, Setting, DEFAULT_QUEUE, SETTINGS};
 pub use error::{Error, Result};

@@ -272,6 +272,14 @@ impl BodySender {
         self.tx.send(chunk).await.map_err(|e| BodyClosed(e.0))
     }
 
+    /// Offers a chunk without waiting (for broadcasts, which drop a client that is full).
+    pub(crate) fn try_send(
+        &self,
+        chunk: Vec<u8>,
+    ) -> Result<(), async_channel::TrySendError<Vec<u8>>> {
+        self.tx.try_send(chunk)
+    }
+
     /// Returns `true` if the client is gone and further chunks would be discarded.
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
