@@ -51,6 +51,8 @@ mod response;
 mod router;
 mod server;
 pub mod sse;
+#[cfg(feature = "websocket")]
+pub mod websocket;
 
 pub use config::{ClassConfig, Config, Frontend, Setting, DEFAULT_QUEUE, SETTINGS};
 pub use error::{Error, Result};
