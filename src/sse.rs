@@ -22,11 +22,9 @@ use crate::request::Request;
 use crate::response::{BodyClosed, BodySender, Response};
 
 /// How long a stream may be quiet before the server writes a keep-alive comment.
-#[allow(dead_code)] // Read by the connection writer once event streams are marked (integration).
 pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(5);
 
 /// The keep-alive comment: ignored by every `EventSource`, enough to show the path is alive.
-#[allow(dead_code)] // As above.
 pub(crate) const KEEP_ALIVE_COMMENT: &[u8] = b":\n\n";
 
 /// One server-sent event: optional `event` name, `id` and `retry`, and its data.
@@ -183,10 +181,10 @@ pub fn channel(capacity: usize) -> (EventSender, Response) {
     (EventSender { body }, event_stream(response))
 }
 
-/// Adds the event-stream headers (and, once wired, the keep-alive marking) to a streamed
-/// response.
+/// Marks a streamed response as an event stream and adds its headers.
 fn event_stream(response: Response) -> Response {
     response
+        .into_event_stream()
         .with_header("Content-Type", "text/event-stream")
         .with_header("Cache-Control", "no-cache")
         // Proxies such as nginx buffer responses unless told otherwise.

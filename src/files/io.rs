@@ -20,8 +20,11 @@ use async_io::Timer;
 
 use crate::config::ClassConfig;
 use crate::error::{Error, Result};
-use crate::pool::{submit, Class};
+use crate::pool::{submit, ClassHandle};
 use crate::response::{BodySender, Response};
+
+/// The name of the file I/O pool class.
+pub(crate) const IO_CLASS: &str = "files";
 
 /// Jobs of the `files` class that run at once: enough to overlap a few disk waits.
 pub(crate) const IO_WORKERS: usize = 4;
@@ -39,12 +42,12 @@ const IN_FLIGHT: usize = 2;
 const RETRY_FOR: Duration = Duration::from_secs(10);
 
 /// Returns the process-wide `files` class (created on first use).
-pub(crate) fn io_class() -> Arc<Class> {
-    static FILES: OnceLock<Arc<Class>> = OnceLock::new();
+pub(crate) fn io_class() -> ClassHandle {
+    static FILES: OnceLock<ClassHandle> = OnceLock::new();
     FILES
         .get_or_init(|| {
             // Never lowered in priority: these threads wait on disks, they do not compute.
-            Class::new("files", ClassConfig::new(IO_WORKERS, IO_QUEUE), false)
+            ClassHandle::new(IO_CLASS, ClassConfig::new(IO_WORKERS, IO_QUEUE), false)
         })
         .clone()
 }
@@ -97,7 +100,7 @@ fn read_at_once(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
 pub(crate) fn stream(file: Arc<File>, start: u64, len: u64) -> Response {
     let (body, response) = Response::channel(IN_FLIGHT);
     spawn_pump(pump(file, start, len, body));
-    response
+    response.with_stream_len(len)
 }
 
 /// Feeds `body` chunk by chunk; each read is a `files` job.

@@ -17,6 +17,7 @@ use crate::request::Request;
 use crate::response::Response;
 
 use conditional::{Coding, RangeAnswer, Validators};
+pub(crate) use io::{io_class, IO_CLASS};
 
 /// Files up to this size are read whole in the job that opens them; larger ones are streamed.
 const SMALL_FILE: u64 = 64 * 1024;
@@ -149,6 +150,11 @@ impl StaticFiles {
             }
         }
         self
+    }
+
+    /// Returns the mount prefix, without a final `/`.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.inner.prefix
     }
 
     /// Answers `req` from the files: see the type's docs for what that means.
@@ -438,7 +444,10 @@ fn respond(settings: &Settings, ask: &Ask, found: Found) -> Response {
             Response::new(status).with_body(content[start as usize..end].to_vec())
         }
         // HEAD of a large file: the headers only; the body channel closes at once.
-        None if ask.head => Response::channel(1).1.with_status(status),
+        None if ask.head => Response::channel(1)
+            .1
+            .with_stream_len(len)
+            .with_status(status),
         None => io::stream(Arc::new(found.file), start, len).with_status(status),
     };
     response = response.with_header("Content-Type", mime::content_type(&found.typed_as));

@@ -14,13 +14,13 @@ use crate::pool::scope::{RequestScope, Scoped};
 use crate::pool::{self, panic_message, ClassHandle};
 use crate::request::Request;
 use crate::response::{IntoResponse, Response};
-use crate::router::{Handler, Route, Router};
+use crate::router::{Handler, Probe, Route, Router};
 use crate::server::state::ServerState;
 
 /// The router with each route's pool class resolved; lives on the loop.
 pub(crate) struct Dispatcher {
-    /// The route table.
-    router: Router,
+    /// The route table (shared with dashboard streams).
+    router: Rc<Router>,
     /// The pool class of each route, by route id.
     route_classes: Vec<ClassHandle>,
     /// Each route's label (`GET /report`) as its pool jobs carry it, by route id.
@@ -55,7 +55,7 @@ impl Dispatcher {
             .map(|route| Arc::from(route.label.as_str()))
             .collect();
         Ok(Dispatcher {
-            router,
+            router: Rc::new(router),
             route_classes,
             route_labels,
             state,
@@ -156,7 +156,61 @@ impl Dispatcher {
                     .await
                     .into_response()
             }
+            #[cfg(feature = "websocket")]
+            Handler::WebSocket(_) => {
+                if crate::websocket::handshake::is_upgrade(&req) {
+                    // Only the native front end hands connections over.
+                    Response::text("websocket upgrades need the native front end\n")
+                        .with_status(501)
+                } else {
+                    Response::text("this endpoint speaks websocket only\n")
+                        .with_status(426)
+                        .with_header("Upgrade", "websocket")
+                        .with_header("Connection", "Upgrade")
+                        .with_header("Sec-WebSocket-Version", "13")
+                }
+            }
+            Handler::Probe(Probe::DashboardEvents) => {
+                crate::observe::dashboard::events(&self.state, &self.router)
+            }
             Handler::Probe(probe) => probes::answer(&self.state, self.router.routes(), probe),
+        }
+    }
+
+    /// Returns the WebSocket route `route_id` is, if it is one.
+    #[cfg(feature = "websocket")]
+    pub(crate) fn websocket_route(&self, route_id: usize) -> Option<crate::router::WebSocketRoute> {
+        match &self.router.routes()[route_id].handler {
+            Handler::WebSocket(route) => Some(route.clone()),
+            _ => None,
+        }
+    }
+
+    /// Runs a WebSocket session of route `route_id` on the loop, seen by the stall detector
+    /// under the route's name; a panic in the handler ends the session and is logged.
+    #[cfg(feature = "websocket")]
+    pub(crate) async fn run_websocket(
+        &self,
+        route_id: usize,
+        route: crate::router::WebSocketRoute,
+        ws: crate::websocket::WebSocket,
+        req: Request,
+    ) {
+        let label = self.router.routes()[route_id].label.clone();
+        self.state
+            .requests()
+            .record(Some(route_id), 101, Duration::ZERO);
+        let scope = RequestScope::new(
+            self.route_classes[route_id].clone(),
+            self.route_labels[route_id].clone(),
+        );
+        let session = AssertUnwindSafe((route.handler)(ws, req)).catch_unwind();
+        let scoped = Scoped::new(scope, self.state.monitor(), route_id, session);
+        if let Err(payload) = scoped.await {
+            log::error!(
+                "websocket handler {label} panicked: {}",
+                panic_message(payload.as_ref())
+            );
         }
     }
 

@@ -231,6 +231,13 @@ impl ServerState {
         self.frontend_healthy.clone()
     }
 
+    /// Returns a receiver that is closed once a graceful shutdown begins, for code that waits
+    /// on it from another thread or many times over (tiny_http writers, WebSocket sessions).
+    #[cfg(any(feature = "tiny_http", feature = "websocket"))]
+    pub(crate) fn stopping_signal(&self) -> async_channel::Receiver<()> {
+        self.stopping.clone()
+    }
+
     /// Begins a graceful shutdown's first phase: readiness fails and every response closes
     /// its connection ([`ServerState::is_draining`]), while the server still accepts.
     pub(crate) fn begin_draining(&self) {
@@ -266,7 +273,12 @@ impl ServerState {
 
     /// Stops every pool class: idle workers leave, running jobs finish.
     pub(crate) fn close_pools(&self) {
-        for class in &self.classes {
+        // The file I/O class is shared by every server in the process; it stays open.
+        for class in self
+            .classes
+            .iter()
+            .filter(|c| c.name() != crate::files::IO_CLASS)
+        {
             class.close();
         }
     }
@@ -307,8 +319,15 @@ fn declare_classes(
                 "pool class `{name}` is declared twice"
             )));
         }
+        if name == crate::files::IO_CLASS {
+            return Err(Error::Config(format!(
+                "pool class `{name}` is the server's own class for file I/O; pick another name"
+            )));
+        }
         classes.push(ClassHandle::new(&name, class_config, low_priority));
     }
+    // The process-wide file I/O class, so /metrics and readiness see it too.
+    classes.push(crate::files::io_class());
     Ok(classes)
 }
 

@@ -12,9 +12,6 @@
 //! The tiny_http front end cannot hand a socket over, so a WebSocket route there answers
 //! `501 Not Implemented`.
 
-// The hand-off from the native connection is wired in with the router's upgrade route.
-#![allow(dead_code)]
-
 pub(crate) mod handshake;
 
 use std::fmt;

@@ -34,6 +34,7 @@ use crate::http::h1::chunked::ChunkedDecoder;
 use crate::http::h1::parse::{self, BodyKind, Head, HeadReader, Reject};
 use crate::http::h1::write::{self, Exchange, OutBody, Outgoing};
 use crate::request::Request;
+use crate::response::Stream;
 use crate::router::Dispatcher;
 use crate::server::state::{BodyMemory, ServerState, BODY_MEMORY_FULL};
 
@@ -57,6 +58,9 @@ enum Stop {
     Quiet,
     /// Answer with this status and reason, then close.
     Reject(Reject),
+    /// The `101` went out: hand the connection to this WebSocket route with its request.
+    #[cfg(feature = "websocket")]
+    Upgrade(Box<(usize, crate::router::WebSocketRoute, Request)>),
 }
 
 impl From<Reject> for Stop {
@@ -107,6 +111,23 @@ pub(crate) async fn serve(
             Ok(true) => first = false,
             Ok(false) => {
                 conn.linger().await;
+                return;
+            }
+            #[cfg(feature = "websocket")]
+            Err(Stop::Upgrade(upgrade)) => {
+                let (route_id, route, req) = *upgrade;
+                let Conn {
+                    state,
+                    dispatcher,
+                    stream,
+                    buf,
+                    ..
+                } = conn;
+                let limits = route.limits;
+                let ws =
+                    crate::websocket::WebSocket::new(stream, buf, limits, state.stopping_signal());
+                // The connection stays counted (its guard lives in the accept loop's task).
+                dispatcher.run_websocket(route_id, route, ws, req).await;
                 return;
             }
             Err(stop) => {
@@ -200,6 +221,14 @@ impl Conn {
                     .await;
             }
         };
+        #[cfg(feature = "websocket")]
+        if let Some(route) = dispatcher.websocket_route(route_id) {
+            if crate::websocket::handshake::is_upgrade(&req) {
+                return self
+                    .upgrade(route_id, route, req, &head.body, exchange)
+                    .await;
+            }
+        }
         let limit = dispatcher.body_limit(route_id);
         // Counts this request's body against the server-wide body memory until the exchange
         // ends, so a thousand slow uploads cannot add up to more than `max-body-memory`.
@@ -235,6 +264,35 @@ impl Conn {
             None => return Err(Stop::Quiet),
         };
         self.respond(response, exchange).await
+    }
+
+    /// Completes a WebSocket handshake: the error answer for a bad one, or the `101` and
+    /// [`Stop::Upgrade`] to hand the connection over.
+    #[cfg(feature = "websocket")]
+    async fn upgrade(
+        &mut self,
+        route_id: usize,
+        route: crate::router::WebSocketRoute,
+        req: Request,
+        body: &BodyKind,
+        exchange: Exchange,
+    ) -> Result<bool, Stop> {
+        if !matches!(body, BodyKind::Empty) {
+            return Err(parse::reject(400, "a websocket upgrade has no body").into());
+        }
+        match crate::websocket::handshake::accept(&req) {
+            Err(response) => {
+                self.state
+                    .requests()
+                    .record(Some(route_id), response.status(), Duration::ZERO);
+                self.respond(response, exchange).await
+            }
+            Ok(accept) => {
+                let bytes = crate::websocket::handshake::switching_protocols(&accept);
+                self.write_all(&bytes).await.map_err(|_| Stop::Quiet)?;
+                Err(Stop::Upgrade(Box::new((route_id, route, req))))
+            }
+        }
     }
 
     /// Answers a request that routing answered itself (404, 405, `OPTIONS *`); `Ok(true)` if
@@ -400,47 +458,101 @@ impl Conn {
         match rest {
             OutBody::Empty => Ok(()),
             OutBody::Full(bytes) => self.write_all(&bytes).await,
-            OutBody::Chunked(rx) => self.write_stream(rx, true).await,
-            OutBody::UntilClose(rx) => self.write_stream(rx, false).await,
+            OutBody::Chunked(stream) => self.write_stream(stream, true).await,
+            OutBody::UntilClose(stream) | OutBody::Sized(stream) => {
+                self.write_stream(stream, false).await
+            }
         }
     }
 
     /// Writes a streamed body as chunks arrive; `chunked` adds the chunk framing.
     ///
     /// Waiting for the producer is bounded by the write timeout, and a client that leaves
-    /// meanwhile ends the stream (the producer then sees its channel closed).
-    async fn write_stream(
-        &mut self,
-        rx: async_channel::Receiver<Vec<u8>>,
-        chunked: bool,
-    ) -> io::Result<()> {
+    /// meanwhile ends the stream (the producer then sees its channel closed). An event stream
+    /// instead gets a keep-alive comment whenever its producer is quiet for the keep-alive
+    /// interval (a client that stops reading still fails the write timeout), and ends cleanly
+    /// when a graceful shutdown starts. A stream of known length must send exactly that many
+    /// bytes, or the connection closes so the client sees the body cut short.
+    async fn write_stream(&mut self, stream: Stream, chunked: bool) -> io::Result<()> {
+        /// What the writer waits for next.
+        enum Next {
+            Chunk(Vec<u8>),
+            End,
+            Quiet,
+        }
         let wait = self.state.config().write_timeout;
+        let quiet = if stream.events {
+            crate::sse::KEEP_ALIVE.min(wait)
+        } else {
+            wait
+        };
         let cap = self.state.config().max_head_bytes;
+        let mut remaining = stream.len;
+        let mut stopped = std::pin::pin!(self.state.stopped());
         let mut frame = Vec::new();
         loop {
             let next = {
-                let recv = async { Ok(rx.recv().await.ok()) };
+                let recv = async {
+                    Ok(match stream.rx.recv().await {
+                        Ok(chunk) => Next::Chunk(chunk),
+                        Err(_) => Next::End,
+                    })
+                };
                 let watch = async {
                     watch_disconnect(&self.stream, &mut self.buf, cap).await;
                     Err(io::Error::from(io::ErrorKind::ConnectionAborted))
                 };
                 let stalled = async {
-                    Timer::after(wait).await;
-                    Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "response producer stalled",
-                    ))
+                    Timer::after(quiet).await;
+                    if stream.events {
+                        Ok(Next::Quiet)
+                    } else {
+                        Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "response producer stalled",
+                        ))
+                    }
                 };
-                recv.or(watch).or(stalled).await?
+                let shutdown = async {
+                    if stream.events {
+                        stopped.as_mut().await;
+                        Ok(Next::End)
+                    } else {
+                        std::future::pending().await
+                    }
+                };
+                recv.or(watch).or(stalled).or(shutdown).await?
             };
-            let Some(chunk) = next else {
-                if chunked {
-                    self.write_all(write::LAST_CHUNK).await?;
+            let chunk = match next {
+                Next::Chunk(chunk) => chunk,
+                Next::Quiet => crate::sse::KEEP_ALIVE_COMMENT.to_vec(),
+                Next::End => {
+                    if remaining.is_some_and(|left| left > 0) {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "streamed body shorter than its length",
+                        ));
+                    }
+                    if chunked {
+                        self.write_all(write::LAST_CHUNK).await?;
+                    }
+                    return Ok(());
                 }
-                return Ok(());
             };
+            if let Some(left) = &mut remaining {
+                let Some(rest) = left.checked_sub(chunk.len() as u64) else {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "streamed body longer than its length",
+                    ));
+                };
+                *left = rest;
+            }
             write::frame_chunk(&mut frame, &chunk, chunked);
             self.write_all(&frame).await?;
+            if remaining == Some(0) {
+                return Ok(());
+            }
         }
     }
 

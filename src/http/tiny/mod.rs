@@ -246,7 +246,15 @@ async fn handle(
             reply::refuse(raw, response).await;
         } else {
             let stall = state.config().write_timeout;
-            reply::respond(raw, response, framing, state.is_draining(), stall).await;
+            reply::respond(
+                raw,
+                response,
+                framing,
+                state.is_draining(),
+                state.stopping_signal(),
+                stall,
+            )
+            .await;
         }
     };
     let route_id = match dispatcher.route(&mut req) {
@@ -288,7 +296,15 @@ async fn handle(
     req.set_body(body);
     let response = dispatcher.dispatch(route_id, req).await;
     let stall = state.config().write_timeout;
-    reply::respond(raw, response, framing, state.is_draining(), stall).await;
+    reply::respond(
+        raw,
+        response,
+        framing,
+        state.is_draining(),
+        state.stopping_signal(),
+        stall,
+    )
+    .await;
 }
 
 /// The 413 answer for a body over the route's limit.
