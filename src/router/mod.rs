@@ -44,8 +44,7 @@ pub(crate) enum Handler {
 #[derive(Clone)]
 pub(crate) struct WebSocketRoute {
     /// Runs one session on the loop.
-    pub(crate) handler:
-        Rc<dyn Fn(crate::websocket::WebSocket, Request) -> Pin<Box<dyn Future<Output = ()>>>>,
+    pub(crate) handler: Rc<dyn Fn(crate::websocket::WebSocket, Request) -> LocalSessionFuture>,
     /// The session's limits.
     pub(crate) limits: crate::websocket::Limits,
 }
