@@ -64,12 +64,10 @@ fn scratch() -> Scratch {
 fn serve(scratch: &Scratch) -> steadyloop::ServerHandle {
     let root = scratch.root();
     start(move || {
-        let files = StaticFiles::dir("/static", &root);
         let one = StaticFiles::file(root.join("style.css")).cache_control("max-age=60");
-        let dir_root = files.clone();
         Router::new()
-            .get("/static/*path", move |req: Request| files.serve(&req))
-            .get("/static", move |req: Request| dir_root.serve(&req))
+            .static_dir("/static", &root)
+            .static_file("/style", root.join("style.css"))
             .get("/one", move |req: Request| one.serve(&req))
     })
 }
@@ -122,6 +120,12 @@ fn files_have_types_and_directories_their_index() {
     let one = get(&server, "/one");
     assert_eq!((one.status, one.text().as_str()), (200, "body{}"));
     assert_eq!(one.header("cache-control"), Some("max-age=60"));
+    assert_eq!(get(&server, "/style").text(), "body{}");
+    let bare = get(&server, "/static");
+    assert_eq!(
+        (bare.status, bare.header("location")),
+        (308, Some("/static/"))
+    );
     #[cfg(unix)]
     assert_eq!(get(&server, "/static/in-link").text(), "body{}");
 }
@@ -134,6 +138,10 @@ fn head_sends_the_headers_of_get() {
     assert_eq!(head.status, 200);
     assert_eq!(head.header("content-length"), Some("6"));
     assert!(head.header("etag").is_some());
+    // A streamed (large) file has its length too, also for HEAD.
+    let big = ask(&server, "HEAD", "/static/big.bin", "");
+    assert_eq!(big.header("content-length"), Some("300000"));
+    assert_eq!(big.header("transfer-encoding"), None);
     let post = ask(
         &server,
         "POST",
@@ -299,6 +307,7 @@ fn large_files_stream_intact() {
     let server = serve(&scratch);
     let big = get(&server, "/static/big.bin");
     assert_eq!(big.status, 200);
+    assert_eq!(big.header("content-length"), Some("300000"));
     let expected: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
     assert_eq!(big.body.len(), expected.len());
     assert!(big.body == expected);

@@ -306,7 +306,12 @@ async fn answer(settings: Arc<Settings>, ask: Ask) -> Response {
         Ok(Opened::File(found)) => found,
         Ok(Opened::NotFound) => return not_found(),
         Ok(Opened::AddSlash) => {
-            let mut location = format!("{}/{}/", settings.prefix, ask.encoded);
+            // Built from the checked segments only, so it always stays on this server.
+            let mut location = if ask.encoded.is_empty() {
+                format!("{}/", settings.prefix)
+            } else {
+                format!("{}/{}/", settings.prefix, ask.encoded)
+            };
             if location.starts_with("//") {
                 location.remove(0);
             }
@@ -338,7 +343,7 @@ fn open(settings: &Settings, relative: &Path, trailing_slash: bool, codings: &[C
                 let Some(index) = &settings.index else {
                     return Opened::NotFound;
                 };
-                if !trailing_slash && path != root {
+                if !trailing_slash {
                     return Opened::AddSlash;
                 }
                 match resolve::confine(&root, &relative.join(index)) {
