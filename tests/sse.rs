@@ -228,3 +228,44 @@ fn a_response_can_also_be_built_by_hand() {
     let (status, body) = common::get(&server, "/once");
     assert_eq!((status, body.as_str()), (200, "data: x\n\n"));
 }
+
+/// The tiny_http front end writes keep-alives and ends streams at shutdown too.
+#[cfg(feature = "tiny_http")]
+#[test]
+fn tiny_http_keeps_quiet_streams_alive_and_ends_them_at_shutdown() {
+    let mut config = Config::default();
+    config.write_timeout = Duration::from_millis(300);
+    config.drain_timeout = Duration::from_secs(20);
+    let (tx, rx) = mpsc::channel::<sse::EventSender>();
+    let tx = std::sync::Mutex::new(tx);
+    let server = start_with(
+        builder()
+            .config(config)
+            .addr("127.0.0.1:0")
+            .frontend(steadyloop::Frontend::TinyHttp),
+        move || {
+            Router::new().get("/events", move |_req| {
+                let (events, response) = sse::channel(4);
+                tx.lock().unwrap().send(events).unwrap();
+                async move { response }
+            })
+        },
+    );
+    let (mut stream, _) = open(&server, "/events", "");
+    let events = rx.recv().unwrap();
+    let mut seen = String::new();
+    read_until(&mut stream, &mut seen, ":\n\n\r\n3\r\n:\n\n");
+    events.send_blocking(Event::data("after quiet")).unwrap();
+    read_until(&mut stream, &mut seen, "data: after quiet\n\n");
+    let start = Instant::now();
+    server.shutdown().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+    seen.push_str(&String::from_utf8_lossy(&rest));
+    assert!(seen.ends_with("0\r\n\r\n"), "{seen:?}");
+}

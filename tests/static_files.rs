@@ -399,3 +399,21 @@ fn traversal_walk_never_leaves_the_root() {
     }
     assert_eq!(refused, paths.len());
 }
+
+/// The tiny_http front end sends streamed files with their length too.
+#[cfg(feature = "tiny_http")]
+#[test]
+fn large_files_stream_on_tiny_http() {
+    let scratch = scratch();
+    let root = scratch.root();
+    let server = common::start_on(steadyloop::Frontend::TinyHttp, move || {
+        Router::new().static_dir("/static", &root)
+    });
+    let big = get(&server, "/static/big.bin");
+    assert_eq!(big.status, 200);
+    assert_eq!(big.header("content-length"), Some("300000"));
+    let expected: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    assert!(big.body == expected);
+    let part = ask(&server, "GET", "/static/big.bin", "Range: bytes=-5\r\n");
+    assert_eq!((part.status, part.body.len()), (206, 5));
+}

@@ -473,22 +473,31 @@ impl Conn {
     /// interval (a client that stops reading still fails the write timeout), and ends cleanly
     /// when a graceful shutdown starts. A stream of known length must send exactly that many
     /// bytes, or the connection closes so the client sees the body cut short.
+    ///
+    /// The disconnect watch and the quiet timer live for the whole stream: a stream of many
+    /// small chunks (a broadcast to hundreds of clients) then costs no timer or readiness
+    /// registration per chunk, only when the timer fires (once per quiet interval at most).
     async fn write_stream(&mut self, stream: Stream, chunked: bool) -> io::Result<()> {
         /// What the writer waits for next.
         enum Next {
             Chunk(Vec<u8>),
             End,
             Quiet,
+            Rearm,
         }
-        let wait = self.state.config().write_timeout;
+        let stall = self.state.config().write_timeout;
         let quiet = if stream.events {
-            crate::sse::KEEP_ALIVE.min(wait)
+            crate::sse::KEEP_ALIVE.min(stall)
         } else {
-            wait
+            stall
         };
         let cap = self.state.config().max_head_bytes;
-        let mut remaining = stream.len;
+        let socket = &self.stream;
+        let mut watch = std::pin::pin!(watch_disconnect(socket, &mut self.buf, cap));
         let mut stopped = std::pin::pin!(self.state.stopped());
+        let mut timer = Timer::after(quiet);
+        let mut last_sent = Instant::now();
+        let mut remaining = stream.len;
         let mut frame = Vec::new();
         loop {
             let next = {
@@ -498,13 +507,15 @@ impl Conn {
                         Err(_) => Next::End,
                     })
                 };
-                let watch = async {
-                    watch_disconnect(&self.stream, &mut self.buf, cap).await;
+                let gone = async {
+                    watch.as_mut().await;
                     Err(io::Error::from(io::ErrorKind::ConnectionAborted))
                 };
-                let stalled = async {
-                    Timer::after(quiet).await;
-                    if stream.events {
+                let quiet_for = async {
+                    (&mut timer).await;
+                    if last_sent.elapsed() < quiet {
+                        Ok(Next::Rearm)
+                    } else if stream.events {
                         Ok(Next::Quiet)
                     } else {
                         Err(io::Error::new(
@@ -521,11 +532,16 @@ impl Conn {
                         std::future::pending().await
                     }
                 };
-                recv.or(watch).or(stalled).or(shutdown).await?
+                recv.or(gone).or(quiet_for).or(shutdown).await?
             };
+            let fired = matches!(next, Next::Quiet);
             let chunk = match next {
                 Next::Chunk(chunk) => chunk,
                 Next::Quiet => crate::sse::KEEP_ALIVE_COMMENT.to_vec(),
+                Next::Rearm => {
+                    timer.set_at(last_sent + quiet);
+                    continue;
+                }
                 Next::End => {
                     if remaining.is_some_and(|left| left > 0) {
                         return Err(io::Error::new(
@@ -534,7 +550,7 @@ impl Conn {
                         ));
                     }
                     if chunked {
-                        self.write_all(write::LAST_CHUNK).await?;
+                        write_all_to(socket, write::LAST_CHUNK, stall).await?;
                     }
                     return Ok(());
                 }
@@ -549,7 +565,12 @@ impl Conn {
                 *left = rest;
             }
             write::frame_chunk(&mut frame, &chunk, chunked);
-            self.write_all(&frame).await?;
+            write_all_to(socket, &frame, stall).await?;
+            last_sent = Instant::now();
+            if fired {
+                // A fired timer stays silent until set again.
+                timer.set_after(quiet);
+            }
             if remaining == Some(0) {
                 return Ok(());
             }
@@ -557,19 +578,8 @@ impl Conn {
     }
 
     /// Writes all of `bytes`; fails if no progress is made for the write timeout.
-    async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
-        let stall = self.state.config().write_timeout;
-        while !bytes.is_empty() {
-            let write = self.stream.write_with(|s| (&*s).write(bytes));
-            let n = timeout(Instant::now() + stall, write)
-                .await
-                .unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::TimedOut, "write stalled")))?;
-            if n == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            bytes = &bytes[n..];
-        }
-        Ok(())
+    async fn write_all(&self, bytes: &[u8]) -> io::Result<()> {
+        write_all_to(&self.stream, bytes, self.state.config().write_timeout).await
     }
 
     /// Closes gracefully: stop sending, then read and discard for a moment so unread input does
@@ -655,6 +665,25 @@ async fn watch_disconnect(stream: &Async<TcpStream>, buf: &mut Vec<u8>, cap: usi
             Ok(_) => {}
         }
     }
+}
+
+/// Writes all of `bytes` to `stream`; fails if no progress is made for `stall`.
+async fn write_all_to(
+    stream: &Async<TcpStream>,
+    mut bytes: &[u8],
+    stall: Duration,
+) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let write = stream.write_with(|s| (&*s).write(bytes));
+        let n = timeout(Instant::now() + stall, write)
+            .await
+            .unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::TimedOut, "write stalled")))?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        bytes = &bytes[n..];
+    }
+    Ok(())
 }
 
 /// Runs `future` until `deadline`; `None` if the deadline came first.
