@@ -9,8 +9,9 @@
 //!    can, over and over, while one client sends `GET /healthz` back to back; its p50/p99/max,
 //!    and the same without the downloads first;
 //! 3. broadcast: `--sse-clients` clients hold an event stream while the server broadcasts a
-//!    200-byte event every 100 ms; server RSS before and with the clients, events received, and
-//!    the loop lag over the run (mean and p99 bucket, from `/metrics`).
+//!    200-byte event every 100 ms; server RSS before and with the clients, events received, the
+//!    loop lag over the run (mean and p99 bucket, from `/metrics`) and `GET /healthz` latency
+//!    meanwhile (one client, back to back).
 
 use std::error::Error;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -381,7 +382,8 @@ fn broadcast(
     let (count0, sum0, buckets0) = loop_lag(server.addr)?;
     let received0 = events.load(Ordering::Relaxed);
     let sampler = Sampler::start(server.child.id(), Duration::from_millis(100));
-    thread::sleep(secs);
+    // Health checks back to back meanwhile: what a load balancer would see.
+    let healthz = probe(server.addr, secs)?;
     let during = sampler.finish();
     let received = events.load(Ordering::Relaxed) - received0;
     let (count1, sum1, buckets1) = loop_lag(server.addr)?;
@@ -415,6 +417,16 @@ fn broadcast(
             &name,
             "loop lag",
             format!("mean {:.3} ms, p99 <= {} ms", mean * 1000.0, p99 * 1000.0),
+        ),
+        row(
+            &name,
+            "/healthz meanwhile",
+            format!(
+                "p50 {:.2} / p99 {:.2} / max {:.2} ms",
+                ms(percentile(&healthz, 50.0)),
+                ms(percentile(&healthz, 99.0)),
+                ms(*healthz.last().unwrap_or(&Duration::ZERO))
+            ),
         ),
     ])
 }
