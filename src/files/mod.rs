@@ -152,9 +152,9 @@ impl StaticFiles {
         self
     }
 
-    /// Returns the mount prefix, without a final `/`.
-    pub(crate) fn prefix(&self) -> &str {
-        &self.inner.prefix
+    /// Returns the mount prefix (without a final `/`) of a directory, or `None` for one file.
+    pub(crate) fn dir_prefix(&self) -> Option<&str> {
+        matches!(self.inner.source, Source::Dir(_)).then_some(self.inner.prefix.as_str())
     }
 
     /// Answers `req` from the files: see the type's docs for what that means.

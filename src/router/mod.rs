@@ -326,9 +326,16 @@ impl Router {
     }
 
     /// Mounts `files`, built with [`StaticFiles::dir`] and its settings, at its prefix.
-    /// Panics as [`Router::route`] does.
+    ///
+    /// # Panics
+    ///
+    /// Panics as [`Router::route`] does, and if `files` is a single file
+    /// ([`StaticFiles::file`]: mount that on a route of its own with [`StaticFiles::serve`]).
     pub fn files(self, files: StaticFiles) -> Router {
-        let prefix = files.prefix().to_string();
+        let prefix = files
+            .dir_prefix()
+            .expect("Router::files takes StaticFiles::dir; mount one file with .get(path, ...)")
+            .to_string();
         let below = files.clone();
         let router = self.get(&format!("{prefix}/*path"), move |req: Request| {
             below.serve(&req)
