@@ -49,6 +49,7 @@ mod pool;
 mod request;
 mod response;
 mod router;
+mod rt;
 mod server;
 pub mod sse;
 #[cfg(feature = "websocket")]

@@ -11,12 +11,12 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use async_io::Timer;
 use futures_lite::FutureExt;
 
 use crate::observe::probes;
 use crate::response::Response;
 use crate::router::Router;
+use crate::rt::Sleep;
 use crate::server::state::ServerState;
 use crate::sse::{self, Event};
 
@@ -60,7 +60,7 @@ pub(crate) fn events(state: &Rc<ServerState>, router: &Rc<Router>) -> Response {
                     true
                 };
                 let tick = async {
-                    Timer::after(INTERVAL).await;
+                    Sleep::after(INTERVAL).await;
                     false
                 };
                 if tick.or(stop).await {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use async_io::Timer;
+use crate::rt::Sleep;
 
 use super::class::{lock, Class, ClassHandle, Enqueued, Pickup, Queued};
 use super::priority::start_worker;
@@ -79,9 +79,9 @@ enum TaskState<T> {
         /// When it must have started.
         deadline: Instant,
         /// Wakes the task at the deadline; created on first poll.
-        timer: Option<Timer>,
+        timer: Option<Sleep>,
         /// Wakes the task when its running job passes the wedge limit, to report it.
-        wedge_timer: Option<Timer>,
+        wedge_timer: Option<Sleep>,
     },
 }
 
@@ -251,7 +251,7 @@ impl<T> Future for Task<T> {
     type Output = Result<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
-        // No field is structurally pinned: `Timer` and `Arc` are `Unpin`.
+        // No field is structurally pinned: `Sleep` and `Arc` are `Unpin`.
         let this = self.get_mut();
         let (job, class, deadline, timer, wedge_timer) = match &mut this.state {
             TaskState::Failed(err) => {
@@ -279,10 +279,10 @@ impl<T> Future for Task<T> {
                 // task is polled when the job starts (the worker wakes it at its queue deadline
                 // at the latest), which arms this.
                 let limit = class.wedges.limit();
-                let timer = wedge_timer.get_or_insert_with(|| Timer::at(started_at + limit));
+                let timer = wedge_timer.get_or_insert_with(|| Sleep::until(started_at + limit));
                 if Pin::new(timer).poll(cx).is_ready() {
                     class.wedge(Instant::now());
-                    *wedge_timer = Some(Timer::never());
+                    *wedge_timer = Some(Sleep::never());
                 }
                 return Poll::Pending;
             }
@@ -299,7 +299,7 @@ impl<T> Future for Task<T> {
             // A worker took it meanwhile; it will wake us.
             return Poll::Pending;
         }
-        let timer = timer.get_or_insert_with(|| Timer::at(deadline));
+        let timer = timer.get_or_insert_with(|| Sleep::until(deadline));
         if Pin::new(timer).poll(cx).is_ready() {
             // The deadline passed while we registered; poll again to expire the job.
             cx.waker().wake_by_ref();

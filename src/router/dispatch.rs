@@ -117,7 +117,7 @@ impl Dispatcher {
             None => scoped.await,
             Some(timeout) => {
                 let deadline = async {
-                    async_io::Timer::after(timeout).await;
+                    crate::rt::Sleep::after(timeout).await;
                     log::warn!("request to {} passed its {timeout:?} deadline", route.label);
                     Error::Timeout.into_response()
                 };

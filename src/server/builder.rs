@@ -6,7 +6,6 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 
 use async_executor::LocalExecutor;
-use async_io::Async;
 
 use super::{Listener, Server, ServerHandle, ShutdownHandle};
 use crate::activation;
@@ -149,7 +148,7 @@ impl ServerBuilder {
         let state = Rc::new(state);
         let dispatcher = Rc::new(Dispatcher::new(router, state.clone())?);
         let listener = match state.config().frontend {
-            Frontend::Native => Listener::Native(Async::new(listener)?),
+            Frontend::Native => Listener::Native(crate::rt::TcpListener::new(listener)?),
             #[cfg(feature = "tiny_http")]
             Frontend::TinyHttp => Listener::Tiny(crate::http::tiny::Bridge::start(
                 listener,

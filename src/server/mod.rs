@@ -11,17 +11,17 @@ pub use builder::ServerBuilder;
 pub use shutdown::{ServerHandle, ShutdownHandle};
 
 use std::fmt;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Instant;
 
 use async_executor::LocalExecutor;
-use async_io::{Async, Timer};
 use futures_lite::FutureExt;
 
 use crate::error::Result;
 use crate::http::native;
 use crate::router::Dispatcher;
+use crate::rt;
 use crate::server::shutdown::{ShutdownRequests, Stop};
 use crate::server::signal::SignalWatch;
 use crate::server::state::ServerState;
@@ -81,7 +81,7 @@ impl Server {
     ///
     /// Returns an error only if the loop cannot run; request errors are answered, not returned.
     pub fn run(self) -> Result<()> {
-        async_io::block_on(self.serve())
+        rt::block_on(self.serve())
     }
 
     /// Serves until shut down; the same as [`Server::run`], as a future.
@@ -94,7 +94,7 @@ impl Server {
     /// As [`Server::run`].
     pub async fn serve(self) -> Result<()> {
         let ex = self.ex.clone();
-        ex.run(self.main()).await
+        rt::with_reactor(ex.run(self.main())).await
     }
 
     /// Accepts until shutdown is asked for, then drains.
@@ -159,7 +159,7 @@ impl Server {
             log::info!("second shutdown request: stopping now");
         };
         let expired = async {
-            Timer::at(deadline).await;
+            rt::Sleep::until(deadline).await;
             log::warn!(
                 "drain deadline passed with {} connection(s) open; closing them",
                 state.connections()
@@ -194,7 +194,7 @@ impl fmt::Debug for Server {
 /// The listening side of the chosen front end.
 pub(super) enum Listener {
     /// The native front end's listening socket, accepted from on the loop.
-    Native(Async<TcpListener>),
+    Native(rt::TcpListener),
     /// The tiny_http front end, already accepting on its own threads.
     #[cfg(feature = "tiny_http")]
     Tiny(crate::http::tiny::Bridge),

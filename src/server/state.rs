@@ -39,11 +39,13 @@ pub(crate) struct ServerState {
     /// Set when a graceful shutdown begins: readiness fails and every response closes its
     /// connection, while accepting goes on for the drain delay.
     draining: Cell<bool>,
-    /// Closed when the server stops accepting (after the drain delay); connections wait on it
+    /// Fired when the server stops accepting (after the drain delay); connections wait on it
     /// while idle.
-    stopping: async_channel::Receiver<()>,
-    /// The other end of `stopping`, kept so the channel closes only when asked to.
-    stop_tx: async_channel::Sender<()>,
+    stopping: crate::rt::Signal,
+    /// Closed together with `stopping` fires, for threads that wait on it (tiny_http's writers
+    /// of event streams); the sender is kept so it closes only then.
+    #[cfg(feature = "tiny_http")]
+    stop_notice: (async_channel::Sender<()>, async_channel::Receiver<()>),
     /// Gets a message whenever a connection closes, so a drain can wait for the last one.
     closed_tx: async_channel::Sender<()>,
     /// Receives those messages.
@@ -93,15 +95,15 @@ impl ServerState {
             config.loop_monitor,
             notifier.clone(),
         );
-        let (stop_tx, stopping) = async_channel::bounded(1);
         let (closed_tx, closed_rx) = async_channel::bounded(1);
         Ok(ServerState {
             config,
             classes,
             ex,
             draining: Cell::new(false),
-            stopping,
-            stop_tx,
+            stopping: crate::rt::Signal::default(),
+            #[cfg(feature = "tiny_http")]
+            stop_notice: async_channel::bounded(1),
             closed_tx,
             closed_rx,
             connections: Cell::new(0),
@@ -231,10 +233,17 @@ impl ServerState {
         self.frontend_healthy.clone()
     }
 
-    /// Returns a receiver that is closed once a graceful shutdown begins, for code that waits
-    /// on it from another thread or many times over (tiny_http writers, WebSocket sessions).
-    #[cfg(any(feature = "tiny_http", feature = "websocket"))]
+    /// Returns a receiver that is closed once the server stops accepting, for threads that
+    /// wait on it (tiny_http's writers of event streams).
+    #[cfg(feature = "tiny_http")]
     pub(crate) fn stopping_signal(&self) -> async_channel::Receiver<()> {
+        self.stop_notice.1.clone()
+    }
+
+    /// Returns the signal that fires once the server stops accepting, for loop code that
+    /// waits on it many times over (WebSocket sessions).
+    #[cfg(feature = "websocket")]
+    pub(crate) fn stopping(&self) -> crate::rt::Signal {
         self.stopping.clone()
     }
 
@@ -254,21 +263,20 @@ impl ServerState {
     /// [`ServerState::is_stopping`] and their [`ServerState::stopped`] futures complete.
     pub(crate) fn begin_stopping(&self) {
         self.draining.set(true);
-        self.stop_tx.close();
+        self.stopping.fire();
+        #[cfg(feature = "tiny_http")]
+        self.stop_notice.0.close();
     }
 
     /// Returns `true` once the server has stopped accepting.
     pub(crate) fn is_stopping(&self) -> bool {
-        self.stopping.is_closed()
+        self.stopping.is_fired()
     }
 
     /// Returns a future that completes when a graceful shutdown begins; it holds no borrow of
     /// the state, so it can race a read of the same connection.
     pub(crate) fn stopped(&self) -> impl Future<Output = ()> + 'static {
-        let stopping = self.stopping.clone();
-        async move {
-            let _ = stopping.recv().await;
-        }
+        self.stopping.wait()
     }
 
     /// Stops every pool class: idle workers leave, running jobs finish.

@@ -7,10 +7,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_io::Timer;
 use futures_lite::FutureExt;
 
 use crate::notify::Notifier;
+use crate::rt::Sleep;
 use crate::server::shutdown::ShutdownRequests;
 use crate::server::state::ServerState;
 
@@ -26,7 +26,7 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 pub(super) async fn watchdog(state: Rc<ServerState>, notifier: Arc<Notifier>, interval: Duration) {
     let mut withheld = false;
     loop {
-        Timer::after(interval / 2).await;
+        Sleep::after(interval / 2).await;
         match unhealthy(&state) {
             None => {
                 notifier.ping();
@@ -82,7 +82,7 @@ pub(super) async fn announce(state: &ServerState, requests: &ShutdownRequests) -
          Connection: close"
     );
     let waited = async {
-        Timer::after(delay).await;
+        Sleep::after(delay).await;
         true
     };
     let now = async {
@@ -101,7 +101,7 @@ pub(super) async fn report_progress(state: &ServerState, deadline: Instant) {
     };
     let mut last = state.connections();
     loop {
-        Timer::after(PROGRESS_EVERY).await;
+        Sleep::after(PROGRESS_EVERY).await;
         let open = state.connections();
         let status = format!("draining {open} connection(s)");
         if open < last {

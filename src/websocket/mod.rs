@@ -16,11 +16,11 @@ pub(crate) mod handshake;
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use async_io::{Async, Timer};
 use futures_lite::FutureExt;
+
+use crate::rt::{Signal, Sleep, TcpStream};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 
@@ -136,18 +136,18 @@ impl fmt::Display for Closed {
 
 impl std::error::Error for Closed {}
 
-/// The non-blocking socket as tungstenite's `Read + Write`; `WouldBlock` means "wait".
-struct Socket(Async<TcpStream>);
+/// The loop's socket as tungstenite's `Read + Write`; `WouldBlock` means "wait".
+struct Socket(TcpStream);
 
 impl Read for Socket {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.get_ref().read(buf)
+        self.0.try_read(buf)
     }
 }
 
 impl Write for Socket {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.get_ref().write(buf)
+        self.0.try_write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -169,8 +169,8 @@ pub struct WebSocket {
     last_heard: Instant,
     /// A ping is out and unanswered.
     pinged: bool,
-    /// Closed when the server starts shutting down.
-    stopping: async_channel::Receiver<()>,
+    /// Fires when the server stops accepting (graceful shutdown).
+    stopping: Signal,
     /// Set once the session has ended.
     done: bool,
 }
@@ -179,10 +179,10 @@ impl WebSocket {
     /// Wraps an upgraded connection; `read_ahead` holds bytes already read after the request
     /// head (the start of the first frames).
     pub(crate) fn new(
-        stream: Async<TcpStream>,
+        stream: TcpStream,
         read_ahead: Vec<u8>,
         limits: Limits,
-        stopping: async_channel::Receiver<()>,
+        stopping: Signal,
     ) -> WebSocket {
         let ws = tungstenite::WebSocket::from_partially_read(
             Socket(stream),
@@ -240,7 +240,7 @@ impl WebSocket {
     /// Returns [`Closed`] if the session has ended, or ends it because the client did not
     /// read for the write timeout.
     pub async fn send(&mut self, message: Message) -> Result<(), Closed> {
-        if self.done || self.stopping.is_closed() {
+        if self.done || self.stopping.is_fired() {
             return Err(Closed);
         }
         let message = match message {
@@ -294,11 +294,11 @@ impl WebSocket {
             Woke::Readable
         };
         let deadline = async {
-            Timer::at(next).await;
+            Sleep::until(next).await;
             Woke::Deadline
         };
         let stopping = async {
-            let _ = self.stopping.recv().await;
+            self.stopping.wait().await;
             Woke::Stopping
         };
         match readable.or(deadline).or(stopping).await {
@@ -329,7 +329,7 @@ impl WebSocket {
                 Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
                     let writable = async { self.ws.get_ref().0.writable().await.is_ok() };
                     let stalled = async {
-                        Timer::after(self.limits.write_timeout).await;
+                        Sleep::after(self.limits.write_timeout).await;
                         false
                     };
                     if !writable.or(stalled).await {
@@ -372,7 +372,7 @@ impl WebSocket {
                 Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
                     let readable = async { self.ws.get_ref().0.readable().await.is_ok() };
                     let timeout = async {
-                        Timer::at(give_up).await;
+                        Sleep::until(give_up).await;
                         false
                     };
                     if !readable.or(timeout).await {

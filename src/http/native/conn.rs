@@ -22,12 +22,11 @@
 //! server meanwhile.
 
 use std::future::Future;
-use std::io::{self, Read as _, Write as _};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::io;
+use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use async_io::{Async, Timer};
 use futures_lite::FutureExt;
 
 use crate::http::h1::chunked::ChunkedDecoder;
@@ -36,6 +35,7 @@ use crate::http::h1::write::{self, Exchange, OutBody, Outgoing};
 use crate::request::Request;
 use crate::response::Stream;
 use crate::router::Dispatcher;
+use crate::rt::{timeout, Sleep, TcpStream};
 use crate::server::state::{BodyMemory, ServerState, BODY_MEMORY_FULL};
 
 /// Bytes asked of the socket per read.
@@ -51,6 +51,14 @@ const LINGER: Duration = Duration::from_secs(1);
 
 /// Most bytes discarded while lingering.
 const LINGER_BYTES: usize = 64 * 1024;
+
+/// After a `503` (work shed), the connection's next request is read only after this pause,
+/// doubled for each further `503` in a row up to [`SHED_PAUSE_MAX`]; see [`shed_pause`].
+const SHED_PAUSE: Duration = Duration::from_millis(1);
+
+/// The longest pause after a run of `503`s: well under the `Retry-After: 1` they carry, so a
+/// client that honours it never waits for the pause.
+const SHED_PAUSE_MAX: Duration = Duration::from_millis(256);
 
 /// Why a connection stops.
 enum Stop {
@@ -76,18 +84,20 @@ struct Conn {
     /// Routes requests and runs their handlers.
     dispatcher: Rc<Dispatcher>,
     /// The socket.
-    stream: Async<TcpStream>,
+    stream: TcpStream,
     /// The client's address.
     peer: SocketAddr,
     /// Bytes read but not yet consumed (the start of the next head, pipelined requests).
     buf: Vec<u8>,
+    /// `503`s answered in a row on this connection.
+    shed_streak: u32,
 }
 
 /// Serves one connection until it closes.
 pub(crate) async fn serve(
     state: Rc<ServerState>,
     dispatcher: Rc<Dispatcher>,
-    stream: Async<TcpStream>,
+    stream: TcpStream,
     peer: SocketAddr,
 ) {
     let mut conn = Conn {
@@ -96,9 +106,13 @@ pub(crate) async fn serve(
         stream,
         peer,
         buf: Vec::new(),
+        shed_streak: 0,
     };
     let mut first = true;
     loop {
+        if conn.shed_streak > 0 && !conn.pause_after_shed().await {
+            return;
+        }
         // Idle connections wait in this small future; the state of a request in progress is
         // boxed only while there is one, so a thousand idle keep-alive connections stay cheap.
         if conn.buf.is_empty() {
@@ -124,8 +138,7 @@ pub(crate) async fn serve(
                     ..
                 } = conn;
                 let limits = route.limits;
-                let ws =
-                    crate::websocket::WebSocket::new(stream, buf, limits, state.stopping_signal());
+                let ws = crate::websocket::WebSocket::new(stream, buf, limits, state.stopping());
                 // The connection stays counted (its guard lives in the accept loop's task).
                 dispatcher.run_websocket(route_id, route, ws, req).await;
                 return;
@@ -148,6 +161,27 @@ impl Conn {
                 self.linger().await;
             }
         }
+    }
+
+    /// Waits out the pause after a `503`; `false` if a graceful shutdown began meanwhile.
+    ///
+    /// A client that retries shed work at once would otherwise keep the loop busy refusing
+    /// it (tens of thousands of `503`s a second), and every other connection's request would
+    /// wait its turn behind those refusals. Paused, the connection costs nothing: its retry
+    /// waits in the socket buffer, unread, while the loop serves everyone else.
+    async fn pause_after_shed(&mut self) -> bool {
+        let stopping = self.state.stopped();
+        let pause = shed_pause(self.shed_streak);
+        async {
+            Sleep::after(pause).await;
+            true
+        }
+        .or(async move {
+            stopping.await;
+            false
+        })
+        .await
+            && !self.state.is_stopping()
     }
 
     /// Waits, with no buffer held, for the first bytes of the next request.
@@ -352,6 +386,11 @@ impl Conn {
         response: crate::Response,
         exchange: Exchange,
     ) -> Result<bool, Stop> {
+        if response.status() == 503 {
+            self.shed_streak = self.shed_streak.saturating_add(1);
+        } else {
+            self.shed_streak = 0;
+        }
         let out = write::prepare(response, exchange, self.state.is_draining());
         let close = out.close;
         self.write_response(out).await.map_err(|_| Stop::Quiet)?;
@@ -495,7 +534,7 @@ impl Conn {
         let socket = &self.stream;
         let mut watch = std::pin::pin!(watch_disconnect(socket, &mut self.buf, cap));
         let mut stopped = std::pin::pin!(self.state.stopped());
-        let mut timer = Timer::after(quiet);
+        let mut timer = Sleep::after(quiet);
         let mut last_sent = Instant::now();
         let mut remaining = stream.len;
         let mut frame = Vec::new();
@@ -539,7 +578,7 @@ impl Conn {
                 Next::Chunk(chunk) => chunk,
                 Next::Quiet => crate::sse::KEEP_ALIVE_COMMENT.to_vec(),
                 Next::Rearm => {
-                    timer.set_at(last_sent + quiet);
+                    timer = Sleep::until(last_sent + quiet);
                     continue;
                 }
                 Next::End => {
@@ -568,8 +607,8 @@ impl Conn {
             write_all_to(socket, &frame, stall).await?;
             last_sent = Instant::now();
             if fired {
-                // A fired timer stays silent until set again.
-                timer.set_after(quiet);
+                // A fired sleep stays done: start the next quiet interval.
+                timer = Sleep::after(quiet);
             }
             if remaining == Some(0) {
                 return Ok(());
@@ -598,6 +637,13 @@ impl Conn {
     }
 }
 
+/// Returns the pause before reading the next request after `streak` `503`s in a row:
+/// [`SHED_PAUSE`] doubled per further `503`, at most [`SHED_PAUSE_MAX`].
+fn shed_pause(streak: u32) -> Duration {
+    let doublings = streak.saturating_sub(1).min(16);
+    (SHED_PAUSE * (1u32 << doublings)).min(SHED_PAUSE_MAX)
+}
+
 /// Grows this request's share of the server-wide body memory to `bytes`, or refuses the request
 /// with 503 when the server already holds `max-body-memory` of other bodies.
 fn hold(held: &mut BodyMemory, bytes: usize) -> Result<(), Stop> {
@@ -619,7 +665,7 @@ fn body_read_error(e: &io::Error) -> Stop {
 
 /// Appends up to `max` bytes from `stream` to `buf`, waiting until `deadline`.
 async fn read_into(
-    stream: &Async<TcpStream>,
+    stream: &TcpStream,
     buf: &mut Vec<u8>,
     max: usize,
     deadline: Instant,
@@ -635,27 +681,19 @@ async fn read_into(
 /// Cancel-safe: the buffer only changes inside the non-blocking read, never across an await.
 /// Reads land on the stack first, so a read that finds nothing leaves `buf` as it was: an idle
 /// connection holds no buffer (growing `buf` before reading kept 4 KiB per idle connection).
-async fn read_some(stream: &Async<TcpStream>, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+async fn read_some(stream: &TcpStream, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
     // A buffer with no allocation is not given one until there is something to read, so a
     // waiting connection (idle keep-alive, or a handler running) holds no read buffer.
     if buf.capacity() == 0 {
         stream.readable().await?;
     }
-    stream
-        .read_with(|s| {
-            // Read straight into the buffer's spare room (bodies take up to 64 KiB per read).
-            let old = buf.len();
-            buf.resize(old + max, 0);
-            let result = (&*s).read(&mut buf[old..]);
-            buf.truncate(old + *result.as_ref().unwrap_or(&0));
-            result
-        })
-        .await
+    // Read straight into the buffer's spare room (bodies take up to 64 KiB per read).
+    stream.read_append(buf, max).await
 }
 
 /// Resolves when the client closes or resets the connection; bytes it sends meanwhile (a
 /// pipelined request) are kept in `buf`, up to `cap` bytes, after which reading pauses.
-async fn watch_disconnect(stream: &Async<TcpStream>, buf: &mut Vec<u8>, cap: usize) {
+async fn watch_disconnect(stream: &TcpStream, buf: &mut Vec<u8>, cap: usize) {
     loop {
         if buf.len() >= cap {
             return futures_lite::future::pending().await;
@@ -668,13 +706,9 @@ async fn watch_disconnect(stream: &Async<TcpStream>, buf: &mut Vec<u8>, cap: usi
 }
 
 /// Writes all of `bytes` to `stream`; fails if no progress is made for `stall`.
-async fn write_all_to(
-    stream: &Async<TcpStream>,
-    mut bytes: &[u8],
-    stall: Duration,
-) -> io::Result<()> {
+async fn write_all_to(stream: &TcpStream, mut bytes: &[u8], stall: Duration) -> io::Result<()> {
     while !bytes.is_empty() {
-        let write = stream.write_with(|s| (&*s).write(bytes));
+        let write = stream.write(bytes);
         let n = timeout(Instant::now() + stall, write)
             .await
             .unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::TimedOut, "write stalled")))?;
@@ -686,30 +720,28 @@ async fn write_all_to(
     Ok(())
 }
 
-/// Runs `future` until `deadline`; `None` if the deadline came first.
-async fn timeout<T>(deadline: Instant, future: impl Future<Output = T>) -> Option<T> {
-    async { Some(future.await) }
-        .or(async {
-            Timer::at(deadline).await;
-            None
-        })
-        .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::net::TcpListener;
 
     #[test]
+    fn the_pause_after_shed_work_doubles_up_to_its_cap() {
+        assert_eq!(shed_pause(1), SHED_PAUSE);
+        assert_eq!(shed_pause(2), SHED_PAUSE * 2);
+        assert_eq!(shed_pause(9), Duration::from_millis(256));
+        assert_eq!(shed_pause(u32::MAX), SHED_PAUSE_MAX);
+    }
+
+    #[test]
     fn a_read_that_finds_nothing_leaves_no_buffer() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let stream = Async::new(listener.accept().unwrap().0).unwrap();
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let stream = TcpStream::new(listener.accept().unwrap().0).unwrap();
         let mut buf = Vec::new();
         // The client sends nothing, so the read can only time out.
         let deadline = Instant::now() + Duration::from_millis(1);
-        let result = async_io::block_on(read_into(&stream, &mut buf, READ_CHUNK, deadline));
+        let result = crate::rt::block_on(read_into(&stream, &mut buf, READ_CHUNK, deadline));
         assert_eq!(result.unwrap_err().kind(), io::ErrorKind::TimedOut);
         assert_eq!(buf.capacity(), 0);
     }

@@ -4,14 +4,13 @@
 mod conn;
 
 use std::io::{self, Write as _};
-use std::net::TcpListener;
 use std::rc::Rc;
 use std::time::Duration;
 
-use async_io::{Async, Timer};
 use futures_lite::FutureExt;
 
 use crate::router::Dispatcher;
+use crate::rt::{self, Sleep};
 use crate::server::state::ServerState;
 
 /// What a connection over the cap receives before it is closed: written without a task, so
@@ -32,7 +31,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 pub(crate) async fn accept_loop(
     state: Rc<ServerState>,
     dispatcher: Rc<Dispatcher>,
-    listener: Async<TcpListener>,
+    listener: rt::TcpListener,
 ) {
     let mut backoff = Duration::ZERO;
     loop {
@@ -54,12 +53,12 @@ pub(crate) async fn accept_loop(
             // The reactor could not watch the listener: pause and retry rather than stop
             // accepting for good while the process keeps running.
             log::error!("waiting for connections failed: {e}; retrying");
-            Timer::after(MAX_BACKOFF).await;
+            Sleep::after(MAX_BACKOFF).await;
             continue;
         }
         // Take every pending connection before waiting again.
         loop {
-            match listener.get_ref().accept() {
+            match listener.try_accept() {
                 Ok((stream, peer)) => {
                     if backoff > Duration::ZERO {
                         log::info!("accepting connections again");
@@ -71,7 +70,7 @@ pub(crate) async fn accept_loop(
                         continue;
                     };
                     let _ = stream.set_nodelay(true);
-                    let Ok(stream) = Async::new(stream) else {
+                    let Ok(stream) = rt::TcpStream::new(stream) else {
                         continue;
                     };
                     let conn_state = state.clone();
@@ -95,7 +94,7 @@ pub(crate) async fn accept_loop(
                         state.count_accept_error();
                     }
                     backoff = (backoff * 2).clamp(Duration::from_millis(10), MAX_BACKOFF);
-                    Timer::after(backoff).await;
+                    Sleep::after(backoff).await;
                     break;
                 }
             }

@@ -57,9 +57,19 @@ fn main() -> std::io::Result<()> {
         return offload_bench(&args[1..]);
     }
     let addr = flag(&args, "--addr").unwrap_or_else(|| "127.0.0.1:8081".to_string());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    // `--current-thread`: tokio's single-thread runtime (the hot-path anchor for a one-thread
+    // loop); `--workers N`: the multi-thread runtime with N workers (default: one per core).
+    let runtime = if args.iter().any(|a| a == "--current-thread") {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if let Some(n) = flag(&args, "--workers").and_then(|n| n.parse().ok()) {
+            builder.worker_threads(n);
+        }
+        builder.enable_all().build()?
+    };
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&addr).await?;
         println!("axum-anchor listening on http://{}", listener.local_addr()?);
@@ -105,9 +115,19 @@ fn rows(q: Rows) -> Result<usize, (StatusCode, String)> {
 fn offload_bench(args: &[String]) -> std::io::Result<()> {
     let ops: u32 = flag(args, "--ops").map_or(20_000, |v| v.parse().expect("--ops N"));
     let repeats: usize = flag(args, "--repeats").map_or(5, |v| v.parse().expect("--repeats N"));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    // `--current-thread`: tokio's single-thread runtime (the hot-path anchor for a one-thread
+    // loop); `--workers N`: the multi-thread runtime with N workers (default: one per core).
+    let runtime = if args.iter().any(|a| a == "--current-thread") {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if let Some(n) = flag(&args, "--workers").and_then(|n| n.parse().ok()) {
+            builder.worker_threads(n);
+        }
+        builder.enable_all().build()?
+    };
     let mut per_op: Vec<f64> = runtime.block_on(async move {
         tokio::spawn(async move {
             let mut out = Vec::new();
