@@ -42,6 +42,7 @@ mod activation;
 mod config;
 mod error;
 mod extensions;
+mod files;
 mod http;
 #[cfg(feature = "json")]
 mod json;
@@ -55,13 +56,17 @@ mod response;
 mod router;
 mod rt;
 mod server;
+pub mod sse;
 mod task;
 mod testing;
 pub mod time;
+#[cfg(feature = "websocket")]
+pub mod websocket;
 
 pub use config::{ClassConfig, Config, Frontend, Setting, DEFAULT_QUEUE, SETTINGS};
 pub use error::{Error, Result};
 pub use extensions::Extensions;
+pub use files::StaticFiles;
 #[cfg(feature = "json")]
 pub use json::{Json, POOL_PARSE_BYTES};
 #[cfg(feature = "compress")]

@@ -37,8 +37,22 @@ pub struct Response {
 pub(crate) enum Body {
     /// The whole body, in memory.
     Full(Vec<u8>),
-    /// Chunks pushed by a producer through a bounded channel; sent with chunked encoding.
-    Stream(async_channel::Receiver<Vec<u8>>),
+    /// Chunks pushed by a producer through a bounded channel; sent with chunked encoding
+    /// unless its length is known.
+    Stream(Stream),
+}
+
+/// A streamed body: the channel its chunks come through, and what its writer must know.
+pub(crate) struct Stream {
+    /// The producer's chunks; the body ends when every sender is gone.
+    pub(crate) rx: async_channel::Receiver<Vec<u8>>,
+    /// The exact length, when the producer knows it (a file): sent as `Content-Length`, and a
+    /// producer that ends early or sends too much closes the connection.
+    pub(crate) len: Option<u64>,
+    /// Set for server-sent events: the writer sends keep-alive comments while the producer is
+    /// quiet (instead of failing after the write timeout) and ends the body when a graceful
+    /// shutdown starts.
+    pub(crate) events: bool,
 }
 
 impl Response {
@@ -113,7 +127,11 @@ impl Response {
     pub fn channel(capacity: usize) -> (BodySender, Response) {
         let (tx, rx) = async_channel::bounded(capacity.max(1));
         let mut response = Response::new(200);
-        response.body = Body::Stream(rx);
+        response.body = Body::Stream(Stream {
+            rx,
+            len: None,
+            events: false,
+        });
         (BodySender { tx }, response)
     }
 
@@ -241,6 +259,23 @@ impl Response {
         matches!(self.body, Body::Stream(_))
     }
 
+    /// Declares the exact length of a streamed body (files), so it is sent with
+    /// `Content-Length`; no effect on a whole body.
+    pub(crate) fn with_stream_len(mut self, len: u64) -> Response {
+        if let Body::Stream(stream) = &mut self.body {
+            stream.len = Some(len);
+        }
+        self
+    }
+
+    /// Marks a streamed body as server-sent events (keep-alives, ends at shutdown).
+    pub(crate) fn into_event_stream(mut self) -> Response {
+        if let Body::Stream(stream) = &mut self.body {
+            stream.events = true;
+        }
+        self
+    }
+
     /// Returns why the response cannot be sent as built, if it cannot.
     pub(crate) fn invalid_reason(&self) -> Option<&str> {
         self.invalid.as_deref()
@@ -322,6 +357,14 @@ impl BodySender {
             return Ok(());
         }
         self.tx.send(chunk).await.map_err(|e| BodyClosed(e.0))
+    }
+
+    /// Offers a chunk without waiting (for broadcasts, which drop a client that is full).
+    pub(crate) fn try_send(
+        &self,
+        chunk: Vec<u8>,
+    ) -> Result<(), async_channel::TrySendError<Vec<u8>>> {
+        self.tx.try_send(chunk)
     }
 
     /// Returns `true` if the client is gone and further chunks would be discarded.

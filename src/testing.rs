@@ -141,9 +141,9 @@ async fn collect(mut response: Response, head: bool) -> TestResponse {
     let streamed = response.is_streaming();
     let body = match response.swap_body(Body::Full(Vec::new())) {
         Body::Full(bytes) => bytes,
-        Body::Stream(rx) => {
+        Body::Stream(stream) => {
             let mut bytes = Vec::new();
-            while let Ok(chunk) = rx.recv().await {
+            while let Ok(chunk) = stream.rx.recv().await {
                 bytes.extend_from_slice(&chunk);
             }
             bytes

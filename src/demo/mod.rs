@@ -33,6 +33,7 @@ GET  /                    this index
 GET  /healthz             liveness: 200 ok while the process serves requests
 GET  /readyz              readiness: 200, or 503 with the reason while saturated or stopping
 GET  /metrics             Prometheus metrics (requests, latency, loop lag, stalls, pool)
+GET  /dashboard           the same numbers live in a browser (loop lag, stalls, pool, req/s)
 GET  /report?rows=N       CPU-heavy JSON report over N synthetic rows (offloaded to the pool)
 POST /report              the same report over the rows in the body (offloaded): `id,value` CSV,
                           or with `Content-Type: application/json` an array of
@@ -53,6 +54,7 @@ pub fn app() -> Router {
         .liveness("/healthz")
         .readiness("/readyz")
         .metrics("/metrics")
+        .dashboard("/dashboard")
         .get("/report", |req: Request| async move {
             let rows = rows_param(&req)?;
             let report = offload_cancellable(move |token| {

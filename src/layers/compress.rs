@@ -11,7 +11,7 @@ use flate2::write::GzEncoder;
 use crate::layers::add_vary;
 use crate::pool::offload;
 use crate::request::Request;
-use crate::response::{Body, Response};
+use crate::response::{Body, Response, Stream};
 use crate::router::{Layer, Next, ResponseFuture};
 use crate::task::LoopContext;
 
@@ -114,16 +114,22 @@ impl Compression {
                     }
                 }
             }
-            Body::Stream(rx) => match LoopContext::current() {
+            Body::Stream(stream) => match LoopContext::current() {
                 Some(context) => {
-                    let (tx, out) = async_channel::bounded(rx.capacity().unwrap_or(4).max(1));
-                    let pump = pump(rx, tx, self.level, self.pool_threshold);
+                    let capacity = stream.rx.capacity().unwrap_or(4).max(1);
+                    let (tx, out) = async_channel::bounded(capacity);
+                    let pump = pump(stream.rx, tx, self.level, self.pool_threshold);
                     let _detached = context.spawn("gzip stream", pump);
-                    response.swap_body(Body::Stream(out));
+                    // The compressed length is not known in advance: chunked encoding.
+                    response.swap_body(Body::Stream(Stream {
+                        rx: out,
+                        len: None,
+                        events: stream.events,
+                    }));
                     encoded(response)
                 }
                 None => {
-                    response.swap_body(Body::Stream(rx));
+                    response.swap_body(Body::Stream(stream));
                     response
                 }
             },

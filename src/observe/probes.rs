@@ -22,7 +22,14 @@ pub(crate) fn answer(state: &ServerState, routes: &[Route], probe: Probe) -> Res
         },
         Probe::Metrics => Response::text(render(&Sources { state, routes }))
             .with_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
+        // Answered by the dispatcher, which holds what the stream needs.
+        Probe::Dashboard | Probe::DashboardEvents => crate::observe::dashboard::page(),
     }
+}
+
+/// Returns the metrics exposition of a server with `routes` (what `/metrics` serves).
+pub(crate) fn exposition(state: &ServerState, routes: &[Route]) -> String {
+    render(&Sources { state, routes })
 }
 
 /// Returns why the server should not get more traffic now, if it should not.

@@ -14,9 +14,9 @@ use crate::observe::probes;
 use crate::pool::scope::{RequestScope, Scoped};
 use crate::pool::{self, panic_message, ClassHandle};
 use crate::request::Request;
-use crate::response::{Body, IntoResponse, Response};
+use crate::response::{Body, IntoResponse, Response, Stream};
 use crate::router::layer::{run_chain, Endpoint, LayerStack, ResponseFuture};
-use crate::router::{Handler, Route, Router};
+use crate::router::{Handler, Probe, Route, Router};
 use crate::server::state::ServerState;
 
 /// What routing decided for a request.
@@ -29,8 +29,8 @@ pub(crate) enum Routed {
 
 /// The router with each route's pool class resolved; lives on the loop.
 pub(crate) struct Dispatcher {
-    /// The route table.
-    router: Router,
+    /// The route table (shared with dashboard streams).
+    router: Rc<Router>,
     /// The router's layers, in the order written.
     layers: LayerStack,
     /// The pool class of each route, by route id.
@@ -68,7 +68,7 @@ impl Dispatcher {
             .collect();
         Ok(Dispatcher {
             layers: router.layer_stack(),
-            router,
+            router: Rc::new(router),
             route_classes,
             route_labels,
             state,
@@ -191,7 +191,61 @@ impl Dispatcher {
                     .await
                     .into_response()
             }
+            #[cfg(feature = "websocket")]
+            Handler::WebSocket(_) => {
+                if crate::websocket::handshake::is_upgrade(&req) {
+                    // Only the native front end hands connections over.
+                    Response::text("websocket upgrades need the native front end\n")
+                        .with_status(501)
+                } else {
+                    Response::text("this endpoint speaks websocket only\n")
+                        .with_status(426)
+                        .with_header("Upgrade", "websocket")
+                        .with_header("Connection", "Upgrade")
+                        .with_header("Sec-WebSocket-Version", "13")
+                }
+            }
+            Handler::Probe(Probe::DashboardEvents) => {
+                crate::observe::dashboard::events(&self.state, &self.router)
+            }
             Handler::Probe(probe) => probes::answer(&self.state, self.router.routes(), probe),
+        }
+    }
+
+    /// Returns the WebSocket route `route_id` is, if it is one.
+    #[cfg(feature = "websocket")]
+    pub(crate) fn websocket_route(&self, route_id: usize) -> Option<crate::router::WebSocketRoute> {
+        match &self.router.routes()[route_id].handler {
+            Handler::WebSocket(route) => Some(route.clone()),
+            _ => None,
+        }
+    }
+
+    /// Runs a WebSocket session of route `route_id` on the loop, seen by the stall detector
+    /// under the route's name; a panic in the handler ends the session and is logged.
+    #[cfg(feature = "websocket")]
+    pub(crate) async fn run_websocket(
+        &self,
+        route_id: usize,
+        route: crate::router::WebSocketRoute,
+        ws: crate::websocket::WebSocket,
+        req: Request,
+    ) {
+        let label = self.router.routes()[route_id].label.clone();
+        self.state
+            .requests()
+            .record(Some(route_id), 101, Duration::ZERO);
+        let scope = RequestScope::new(
+            self.route_classes[route_id].clone(),
+            self.route_labels[route_id].clone(),
+        );
+        let session = AssertUnwindSafe((route.handler)(ws, req)).catch_unwind();
+        let scoped = Scoped::new(scope, self.state.monitor(), route_id, session);
+        if let Err(payload) = scoped.await {
+            log::error!(
+                "websocket handler {label} panicked: {}",
+                panic_message(payload.as_ref())
+            );
         }
     }
 
@@ -225,9 +279,14 @@ impl Dispatcher {
 /// producer's next send fails and its cancel token flips, so it stops instead of running on
 /// into a body nobody reads, whichever front end answers.
 fn without_stream(mut response: Response) -> Response {
-    if response.is_streaming() {
+    if let Body::Stream(open) = response.swap_body(Body::Full(Vec::new())) {
+        // The length (a file's) still goes out as `Content-Length`; the chunks never do.
         let (_, closed) = async_channel::bounded(1);
-        drop(response.swap_body(Body::Stream(closed)));
+        response.swap_body(Body::Stream(Stream {
+            rx: closed,
+            len: open.len,
+            events: open.events,
+        }));
     }
     response
 }

@@ -13,6 +13,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::files::StaticFiles;
 use crate::request::Request;
 use crate::response::{IntoResponse, Response};
 
@@ -24,6 +25,10 @@ pub(crate) use pattern::Pattern;
 /// A boxed handler future; it lives on the loop and need not be `Send`.
 pub(crate) type LocalResponseFuture = Pin<Box<dyn Future<Output = Response>>>;
 
+/// A boxed WebSocket session future; it lives on the loop.
+#[cfg(feature = "websocket")]
+pub(crate) type LocalSessionFuture = Pin<Box<dyn Future<Output = ()>>>;
+
 /// How a route's handler runs.
 #[derive(Clone)]
 pub(crate) enum Handler {
@@ -33,6 +38,19 @@ pub(crate) enum Handler {
     Blocking(Arc<dyn Fn(Request) -> Response + Send + Sync>),
     /// An endpoint the server answers itself.
     Probe(Probe),
+    /// A WebSocket endpoint: the native front end hands the upgraded connection to it.
+    #[cfg(feature = "websocket")]
+    WebSocket(WebSocketRoute),
+}
+
+/// A WebSocket route's session handler and limits.
+#[cfg(feature = "websocket")]
+#[derive(Clone)]
+pub(crate) struct WebSocketRoute {
+    /// Runs one session on the loop.
+    pub(crate) handler: Rc<dyn Fn(crate::websocket::WebSocket, Request) -> LocalSessionFuture>,
+    /// The session's limits.
+    pub(crate) limits: crate::websocket::Limits,
 }
 
 /// The built-in endpoints.
@@ -44,6 +62,10 @@ pub(crate) enum Probe {
     Readiness,
     /// The Prometheus text exposition.
     Metrics,
+    /// The live dashboard page.
+    Dashboard,
+    /// The dashboard's event stream.
+    DashboardEvents,
 }
 
 /// One entry of the route table.
@@ -260,6 +282,135 @@ impl Router {
     /// outcomes, process memory and uptime. Panics as [`Router::route`] does.
     pub fn metrics(self, pattern: &str) -> Router {
         self.push("GET", pattern, Handler::Probe(Probe::Metrics))
+    }
+
+    /// Adds a live dashboard at `path` (a `GET` page) and its event stream at `path/events`.
+    ///
+    /// The page is one small self-contained file (no external scripts or fonts, so it works
+    /// offline) that shows, updated every second over server-sent events: event loop lag (p99
+    /// and mean), stalls by route or task with the last offender, each pool class's busy and
+    /// maximum workers, queue depth, shed and expired jobs, requests per second by route and
+    /// status class, open connections and resident memory. It reads the same numbers as
+    /// [`Router::metrics`]. Each open page costs one sample a second; nobody watching costs
+    /// nothing. Panics as [`Router::route`] does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let app = steadyloop::Router::new().dashboard("/dashboard");
+    /// # let _ = app;
+    /// ```
+    pub fn dashboard(self, path: &str) -> Router {
+        let events = format!("{}/events", path.trim_end_matches('/'));
+        self.push("GET", path, Handler::Probe(Probe::Dashboard))
+            .push("GET", &events, Handler::Probe(Probe::DashboardEvents))
+    }
+
+    /// Serves the files under `dir` at paths below `prefix`: `/static/app.js` → `dir/app.js`,
+    /// `/static/` → `dir/index.html` (see [`StaticFiles`] for types, caching, ranges,
+    /// precompressed siblings and what is refused). `prefix` may be `"/"` for the whole tree.
+    /// Use [`Router::files`] for other settings. Panics as [`Router::route`] does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let app = steadyloop::Router::new()
+    ///     .get("/healthz", |_req| async { "ok" })
+    ///     .static_dir("/static", "public");
+    /// # let _ = app;
+    /// ```
+    pub fn static_dir(self, prefix: &str, dir: impl Into<std::path::PathBuf>) -> Router {
+        let files = StaticFiles::dir(prefix, dir);
+        self.files(files)
+    }
+
+    /// Serves one file at `path` (with the same headers as [`Router::static_dir`]).
+    /// Panics as [`Router::route`] does.
+    pub fn static_file(self, path: &str, file: impl Into<std::path::PathBuf>) -> Router {
+        let files = StaticFiles::file(file);
+        self.get(path, move |req: Request| files.serve(&req))
+    }
+
+    /// Mounts `files`, built with [`StaticFiles::dir`] and its settings, at its prefix.
+    ///
+    /// # Panics
+    ///
+    /// Panics as [`Router::route`] does, and if `files` is a single file
+    /// ([`StaticFiles::file`]: mount that on a route of its own with [`StaticFiles::serve`]).
+    pub fn files(self, files: StaticFiles) -> Router {
+        let prefix = files
+            .dir_prefix()
+            .expect("Router::files takes StaticFiles::dir; mount one file with .get(path, ...)")
+            .to_string();
+        let below = files.clone();
+        let router = self.get(&format!("{prefix}/*path"), move |req: Request| {
+            below.serve(&req)
+        });
+        if prefix.is_empty() {
+            router
+        } else {
+            router.get(&prefix, move |req: Request| files.serve(&req))
+        }
+    }
+
+    /// Adds a WebSocket endpoint at `path` (feature `websocket`, native front end): a `GET`
+    /// with a valid RFC 6455 upgrade gets `101 Switching Protocols`, and `handler` runs the
+    /// session on the loop (it may hold `!Send` state) with the request that opened it.
+    ///
+    /// A bad handshake gets 400 (426 for a version other than 13, with
+    /// `Sec-WebSocket-Version: 13`); a plain `GET` gets 426 with `Upgrade: websocket`. The
+    /// session has the default [`Limits`](crate::websocket::Limits) (64 KiB messages, ping
+    /// after 20 s quiet, close after 60 s idle, close 1001 at shutdown) and counts as an open
+    /// connection. The tiny_http front end cannot hand over a connection: there the route
+    /// answers upgrades with 501. Panics as [`Router::route`] does.
+    ///
+    /// # Examples
+    ///
+    /// An echo endpoint:
+    ///
+    /// ```
+    /// use steadyloop::websocket::{Message, WebSocket};
+    /// use steadyloop::{Request, Router};
+    ///
+    /// let app = Router::new().websocket("/echo", |mut ws: WebSocket, _req: Request| async move {
+    ///     while let Some(message) = ws.recv().await {
+    ///         if ws.send(message).await.is_err() {
+    ///             break;
+    ///         }
+    ///     }
+    /// });
+    /// # let _ = app;
+    /// ```
+    #[cfg(feature = "websocket")]
+    pub fn websocket<H, Fut>(self, path: &str, handler: H) -> Router
+    where
+        H: Fn(crate::websocket::WebSocket, Request) -> Fut + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        self.websocket_with(path, crate::websocket::Limits::default(), handler)
+    }
+
+    /// Adds a WebSocket endpoint like [`Router::websocket`], with `limits` instead of the
+    /// defaults. Panics as [`Router::route`] does.
+    #[cfg(feature = "websocket")]
+    pub fn websocket_with<H, Fut>(
+        self,
+        path: &str,
+        limits: crate::websocket::Limits,
+        handler: H,
+    ) -> Router
+    where
+        H: Fn(crate::websocket::WebSocket, Request) -> Fut + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        let handler = Rc::new(move |ws, req| -> Pin<Box<dyn Future<Output = ()>>> {
+            Box::pin(handler(ws, req))
+        });
+        self.push(
+            "GET",
+            path,
+            Handler::WebSocket(WebSocketRoute { handler, limits }),
+        )
     }
 
     /// Puts the route added last into pool class `class`, so its offloaded work (and, for a

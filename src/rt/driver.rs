@@ -97,6 +97,12 @@ impl fmt::Debug for Notifier {
     }
 }
 
+/// Creates this thread's reactor and its eventfd now, so a server built on this thread does
+/// not first need descriptors when it starts running (the process may be out of them by then).
+pub(crate) fn prepare() {
+    NOTIFIER.with(|_| ());
+}
+
 /// Runs `future` to completion on this thread, driving this thread's reactor while it waits.
 pub(crate) fn block_on<T>(future: impl Future<Output = T>) -> T {
     let reactor = Reactor::current();

@@ -16,6 +16,9 @@ use async_io::{Async, Timer};
 
 pub(crate) use async_io::block_on;
 
+/// Nothing to create ahead of time: async-io's reactor is global.
+pub(crate) fn prepare() {}
+
 /// Runs `future`; async-io's reactor needs no driver of ours.
 pub(crate) async fn with_reactor<T>(future: impl Future<Output = T>) -> T {
     future.await
@@ -86,6 +89,24 @@ impl TcpStream {
                 result
             })
             .await
+    }
+
+    /// Reads into `buf` now, or `WouldBlock` (WebSocket sessions keep their own buffers).
+    #[cfg(feature = "websocket")]
+    pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        (&mut self.0.get_ref()).read(buf)
+    }
+
+    /// Writes some of `bytes` now, or `WouldBlock`.
+    #[cfg(feature = "websocket")]
+    pub(crate) fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
+        (&mut self.0.get_ref()).write(bytes)
+    }
+
+    /// Waits until a write may make progress.
+    #[cfg(feature = "websocket")]
+    pub(crate) async fn writable(&self) -> io::Result<()> {
+        self.0.writable().await
     }
 
     /// Writes some of `bytes`, waiting until the socket takes any.

@@ -26,7 +26,7 @@ mod signal;
 mod timer;
 
 #[cfg(target_os = "linux")]
-pub(crate) use driver::{block_on, with_reactor};
+pub(crate) use driver::{block_on, prepare, with_reactor};
 #[cfg(target_os = "linux")]
 pub(crate) use net::{TcpListener, TcpStream};
 pub(crate) use signal::Signal;
@@ -36,7 +36,7 @@ pub(crate) use timer::Sleep;
 #[cfg(not(target_os = "linux"))]
 mod fallback;
 #[cfg(not(target_os = "linux"))]
-pub(crate) use fallback::{block_on, with_reactor, Sleep, TcpListener, TcpStream};
+pub(crate) use fallback::{block_on, prepare, with_reactor, Sleep, TcpListener, TcpStream};
 
 use std::future::Future;
 use std::time::Instant;

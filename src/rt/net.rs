@@ -223,6 +223,26 @@ impl TcpStream {
         .await
     }
 
+    /// Reads into `buf` now if the socket may have data, else `WouldBlock` (which also clears
+    /// the readiness, so [`TcpStream::readable`] waits for new data): for protocol code that
+    /// keeps its own buffers (WebSocket sessions).
+    #[cfg(feature = "websocket")]
+    pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.source.try_io(READ, |mut stream| stream.read(buf))
+    }
+
+    /// Writes some of `bytes` now if the socket may take them, else `WouldBlock`.
+    #[cfg(feature = "websocket")]
+    pub(crate) fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
+        self.source.try_io(WRITE, |mut stream| stream.write(bytes))
+    }
+
+    /// Waits until a write may make progress.
+    #[cfg(feature = "websocket")]
+    pub(crate) async fn writable(&self) -> io::Result<()> {
+        self.source.ready(WRITE).await
+    }
+
     /// Writes some of `bytes`, waiting until the socket takes any.
     pub(crate) async fn write(&self, bytes: &[u8]) -> io::Result<usize> {
         poll_fn(|cx| {

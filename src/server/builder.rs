@@ -221,6 +221,8 @@ impl ServerBuilder {
     /// without a usable passed socket; [`Error::Io`] if the address does not resolve or cannot
     /// be bound, the notify socket cannot be used, or the signal handlers cannot be installed.
     pub fn build(self, router: Router) -> Result<Server> {
+        // The loop runs on this thread (a `Server` is `!Send`): its reactor is made here.
+        crate::rt::prepare();
         let listener = if activation::is_activation_addr(&self.config.addr) {
             if self.config.frontend != Frontend::Native {
                 return Err(Error::Config(format!(

@@ -42,6 +42,10 @@ pub(crate) struct ServerState {
     /// Fired when the server stops accepting (after the drain delay); connections wait on it
     /// while idle.
     stopping: crate::rt::Signal,
+    /// Closed together with `stopping` fires, for threads that wait on it (tiny_http's writers
+    /// of event streams); the sender is kept so it closes only then.
+    #[cfg(feature = "tiny_http")]
+    stop_notice: (async_channel::Sender<()>, async_channel::Receiver<()>),
     /// Gets a message whenever a connection closes, so a drain can wait for the last one.
     closed_tx: async_channel::Sender<()>,
     /// Receives those messages.
@@ -98,6 +102,8 @@ impl ServerState {
             ex,
             draining: Cell::new(false),
             stopping: crate::rt::Signal::default(),
+            #[cfg(feature = "tiny_http")]
+            stop_notice: async_channel::bounded(1),
             closed_tx,
             closed_rx,
             connections: Cell::new(0),
@@ -227,6 +233,20 @@ impl ServerState {
         self.frontend_healthy.clone()
     }
 
+    /// Returns a receiver that is closed once the server stops accepting, for threads that
+    /// wait on it (tiny_http's writers of event streams).
+    #[cfg(feature = "tiny_http")]
+    pub(crate) fn stopping_signal(&self) -> async_channel::Receiver<()> {
+        self.stop_notice.1.clone()
+    }
+
+    /// Returns the signal that fires once the server stops accepting, for loop code that
+    /// waits on it many times over (WebSocket sessions).
+    #[cfg(feature = "websocket")]
+    pub(crate) fn stopping(&self) -> crate::rt::Signal {
+        self.stopping.clone()
+    }
+
     /// Begins a graceful shutdown's first phase: readiness fails and every response closes
     /// its connection ([`ServerState::is_draining`]), while the server still accepts.
     pub(crate) fn begin_draining(&self) {
@@ -244,6 +264,8 @@ impl ServerState {
     pub(crate) fn begin_stopping(&self) {
         self.draining.set(true);
         self.stopping.fire();
+        #[cfg(feature = "tiny_http")]
+        self.stop_notice.0.close();
     }
 
     /// Returns `true` once the server has stopped accepting.
@@ -259,7 +281,12 @@ impl ServerState {
 
     /// Stops every pool class: idle workers leave, running jobs finish.
     pub(crate) fn close_pools(&self) {
-        for class in &self.classes {
+        // The file I/O class is shared by every server in the process; it stays open.
+        for class in self
+            .classes
+            .iter()
+            .filter(|c| c.name() != crate::files::IO_CLASS)
+        {
             class.close();
         }
     }
@@ -300,8 +327,15 @@ fn declare_classes(
                 "pool class `{name}` is declared twice"
             )));
         }
+        if name == crate::files::IO_CLASS {
+            return Err(Error::Config(format!(
+                "pool class `{name}` is the server's own class for file I/O; pick another name"
+            )));
+        }
         classes.push(ClassHandle::new(&name, class_config, low_priority));
     }
+    // The process-wide file I/O class, so /metrics and readiness see it too.
+    classes.push(crate::files::io_class());
     Ok(classes)
 }
 

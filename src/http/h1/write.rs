@@ -5,7 +5,7 @@ use std::io::Write as _;
 
 use crate::http::h1::date;
 use crate::http::h1::grammar::reason;
-use crate::response::{Body, Response};
+use crate::response::{Body, Response, Stream};
 
 /// What a request asked of its response.
 #[derive(Debug, Clone, Copy)]
@@ -35,9 +35,11 @@ pub(crate) enum OutBody {
     /// These bytes, delimited by `Content-Length`.
     Full(Vec<u8>),
     /// Chunks from the channel, with chunked encoding.
-    Chunked(async_channel::Receiver<Vec<u8>>),
+    Chunked(Stream),
     /// Chunks from the channel, delimited by closing the connection (HTTP/1.0).
-    UntilClose(async_channel::Receiver<Vec<u8>>),
+    UntilClose(Stream),
+    /// Chunks from the channel, exactly the stream's length, delimited by `Content-Length`.
+    Sized(Stream),
 }
 
 /// Bodies up to this size go out in the same write as the head; larger ones in a write of
@@ -139,6 +141,15 @@ pub(crate) fn prepare(response: Response, exchange: Exchange, shutting_down: boo
                 OutBody::Empty
             } else {
                 OutBody::Full(bytes)
+            }
+        }
+        Body::Stream(stream) if stream.len.is_some() => {
+            let len = stream.len.unwrap_or_default();
+            let _ = write!(head, "Content-Length: {len}\r\n");
+            if exchange.head_request || len == 0 {
+                OutBody::Empty
+            } else {
+                OutBody::Sized(stream)
             }
         }
         Body::Stream(rx) if exchange.http10 => {

@@ -33,6 +33,7 @@ use crate::http::h1::chunked::ChunkedDecoder;
 use crate::http::h1::parse::{self, BodyKind, Head, HeadReader, Reject};
 use crate::http::h1::write::{self, Exchange, OutBody, Outgoing};
 use crate::request::Request;
+use crate::response::Stream;
 use crate::router::{Dispatcher, Routed};
 use crate::rt::{timeout, Sleep, TcpStream};
 use crate::server::state::{BodyMemory, ServerState, BODY_MEMORY_FULL};
@@ -65,6 +66,9 @@ enum Stop {
     Quiet,
     /// Answer with this status and reason, then close.
     Reject(Reject),
+    /// The `101` went out: hand the connection to this WebSocket route with its request.
+    #[cfg(feature = "websocket")]
+    Upgrade(Box<(usize, crate::router::WebSocketRoute, Request)>),
 }
 
 impl From<Reject> for Stop {
@@ -121,6 +125,22 @@ pub(crate) async fn serve(
             Ok(true) => first = false,
             Ok(false) => {
                 conn.linger().await;
+                return;
+            }
+            #[cfg(feature = "websocket")]
+            Err(Stop::Upgrade(upgrade)) => {
+                let (route_id, route, req) = *upgrade;
+                let Conn {
+                    state,
+                    dispatcher,
+                    stream,
+                    buf,
+                    ..
+                } = conn;
+                let limits = route.limits;
+                let ws = crate::websocket::WebSocket::new(stream, buf, limits, state.stopping());
+                // The connection stays counted (its guard lives in the accept loop's task).
+                dispatcher.run_websocket(route_id, route, ws, req).await;
                 return;
             }
             Err(stop) => {
@@ -237,6 +257,14 @@ impl Conn {
                     .await;
             }
         };
+        #[cfg(feature = "websocket")]
+        if let Some(route) = dispatcher.websocket_route(route_id) {
+            if crate::websocket::handshake::is_upgrade(&req) {
+                return self
+                    .upgrade(route_id, route, req, &head.body, exchange)
+                    .await;
+            }
+        }
         let limit = dispatcher.body_limit(route_id);
         // Counts this request's body against the server-wide body memory until the exchange
         // ends, so a thousand slow uploads cannot add up to more than `max-body-memory`.
@@ -272,6 +300,35 @@ impl Conn {
             None => return Err(Stop::Quiet),
         };
         self.respond(response, exchange).await
+    }
+
+    /// Completes a WebSocket handshake: the error answer for a bad one, or the `101` and
+    /// [`Stop::Upgrade`] to hand the connection over.
+    #[cfg(feature = "websocket")]
+    async fn upgrade(
+        &mut self,
+        route_id: usize,
+        route: crate::router::WebSocketRoute,
+        req: Request,
+        body: &BodyKind,
+        exchange: Exchange,
+    ) -> Result<bool, Stop> {
+        if !matches!(body, BodyKind::Empty) {
+            return Err(parse::reject(400, "a websocket upgrade has no body").into());
+        }
+        match crate::websocket::handshake::accept(&req) {
+            Err(response) => {
+                self.state
+                    .requests()
+                    .record(Some(route_id), response.status(), Duration::ZERO);
+                self.respond(response, exchange).await
+            }
+            Ok(accept) => {
+                let bytes = crate::websocket::handshake::switching_protocols(&accept);
+                self.write_all(&bytes).await.map_err(|_| Stop::Quiet)?;
+                Err(Stop::Upgrade(Box::new((route_id, route, req))))
+            }
+        }
     }
 
     /// Answers a request that routing answered itself (404, 405, `OPTIONS *`); `Ok(true)` if
@@ -442,64 +499,128 @@ impl Conn {
         match rest {
             OutBody::Empty => Ok(()),
             OutBody::Full(bytes) => self.write_all(&bytes).await,
-            OutBody::Chunked(rx) => self.write_stream(rx, true).await,
-            OutBody::UntilClose(rx) => self.write_stream(rx, false).await,
+            OutBody::Chunked(stream) => self.write_stream(stream, true).await,
+            OutBody::UntilClose(stream) | OutBody::Sized(stream) => {
+                self.write_stream(stream, false).await
+            }
         }
     }
 
     /// Writes a streamed body as chunks arrive; `chunked` adds the chunk framing.
     ///
     /// Waiting for the producer is bounded by the write timeout, and a client that leaves
-    /// meanwhile ends the stream (the producer then sees its channel closed).
-    async fn write_stream(
-        &mut self,
-        rx: async_channel::Receiver<Vec<u8>>,
-        chunked: bool,
-    ) -> io::Result<()> {
-        let wait = self.state.config().write_timeout;
+    /// meanwhile ends the stream (the producer then sees its channel closed). An event stream
+    /// instead gets a keep-alive comment whenever its producer is quiet for the keep-alive
+    /// interval (a client that stops reading still fails the write timeout), and ends cleanly
+    /// when a graceful shutdown starts. A stream of known length must send exactly that many
+    /// bytes, or the connection closes so the client sees the body cut short.
+    ///
+    /// The disconnect watch and the quiet timer live for the whole stream: a stream of many
+    /// small chunks (a broadcast to hundreds of clients) then costs no timer or readiness
+    /// registration per chunk, only when the timer fires (once per quiet interval at most).
+    async fn write_stream(&mut self, stream: Stream, chunked: bool) -> io::Result<()> {
+        /// What the writer waits for next.
+        enum Next {
+            Chunk(Vec<u8>),
+            End,
+            Quiet,
+            Rearm,
+        }
+        let stall = self.state.config().write_timeout;
+        let quiet = if stream.events {
+            crate::sse::KEEP_ALIVE.min(stall)
+        } else {
+            stall
+        };
         let cap = self.state.config().max_head_bytes;
+        let socket = &self.stream;
+        let mut watch = std::pin::pin!(watch_disconnect(socket, &mut self.buf, cap));
+        let mut stopped = std::pin::pin!(self.state.stopped());
+        let mut timer = Sleep::after(quiet);
+        let mut last_sent = Instant::now();
+        let mut remaining = stream.len;
         let mut frame = Vec::new();
         loop {
             let next = {
-                let recv = async { Ok(rx.recv().await.ok()) };
-                let watch = async {
-                    watch_disconnect(&self.stream, &mut self.buf, cap).await;
+                let recv = async {
+                    Ok(match stream.rx.recv().await {
+                        Ok(chunk) => Next::Chunk(chunk),
+                        Err(_) => Next::End,
+                    })
+                };
+                let gone = async {
+                    watch.as_mut().await;
                     Err(io::Error::from(io::ErrorKind::ConnectionAborted))
                 };
-                let stalled = async {
-                    Sleep::after(wait).await;
-                    Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "response producer stalled",
-                    ))
+                let quiet_for = async {
+                    (&mut timer).await;
+                    if last_sent.elapsed() < quiet {
+                        Ok(Next::Rearm)
+                    } else if stream.events {
+                        Ok(Next::Quiet)
+                    } else {
+                        Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "response producer stalled",
+                        ))
+                    }
                 };
-                recv.or(watch).or(stalled).await?
+                let shutdown = async {
+                    if stream.events {
+                        stopped.as_mut().await;
+                        Ok(Next::End)
+                    } else {
+                        std::future::pending().await
+                    }
+                };
+                recv.or(gone).or(quiet_for).or(shutdown).await?
             };
-            let Some(chunk) = next else {
-                if chunked {
-                    self.write_all(write::LAST_CHUNK).await?;
+            let fired = matches!(next, Next::Quiet);
+            let chunk = match next {
+                Next::Chunk(chunk) => chunk,
+                Next::Quiet => crate::sse::KEEP_ALIVE_COMMENT.to_vec(),
+                Next::Rearm => {
+                    timer = Sleep::until(last_sent + quiet);
+                    continue;
                 }
-                return Ok(());
+                Next::End => {
+                    if remaining.is_some_and(|left| left > 0) {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "streamed body shorter than its length",
+                        ));
+                    }
+                    if chunked {
+                        write_all_to(socket, write::LAST_CHUNK, stall).await?;
+                    }
+                    return Ok(());
+                }
             };
+            if let Some(left) = &mut remaining {
+                let Some(rest) = left.checked_sub(chunk.len() as u64) else {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "streamed body longer than its length",
+                    ));
+                };
+                *left = rest;
+            }
             write::frame_chunk(&mut frame, &chunk, chunked);
-            self.write_all(&frame).await?;
+            write_all_to(socket, &frame, stall).await?;
+            last_sent = Instant::now();
+            if fired {
+                // A fired sleep stays done: start the next quiet interval.
+                timer = Sleep::after(quiet);
+            }
+            if remaining == Some(0) {
+                return Ok(());
+            }
         }
     }
 
     /// Writes all of `bytes`; fails if no progress is made for the write timeout.
-    async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
-        let stall = self.state.config().write_timeout;
-        while !bytes.is_empty() {
-            let write = self.stream.write(bytes);
-            let n = timeout(Instant::now() + stall, write)
-                .await
-                .unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::TimedOut, "write stalled")))?;
-            if n == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            bytes = &bytes[n..];
-        }
-        Ok(())
+    async fn write_all(&self, bytes: &[u8]) -> io::Result<()> {
+        write_all_to(&self.stream, bytes, self.state.config().write_timeout).await
     }
 
     /// Closes gracefully: stop sending, then read and discard for a moment so unread input does
@@ -584,6 +705,21 @@ async fn watch_disconnect(stream: &TcpStream, buf: &mut Vec<u8>, cap: usize) {
             Ok(_) => {}
         }
     }
+}
+
+/// Writes all of `bytes` to `stream`; fails if no progress is made for `stall`.
+async fn write_all_to(stream: &TcpStream, mut bytes: &[u8], stall: Duration) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let write = stream.write(bytes);
+        let n = timeout(Instant::now() + stall, write)
+            .await
+            .unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::TimedOut, "write stalled")))?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        bytes = &bytes[n..];
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -246,7 +246,15 @@ async fn handle(
             reply::refuse(raw, response).await;
         } else {
             let stall = state.config().write_timeout;
-            reply::respond(raw, response, framing, state.is_draining(), stall).await;
+            reply::respond(
+                raw,
+                response,
+                framing,
+                state.is_draining(),
+                state.stopping_signal(),
+                stall,
+            )
+            .await;
         }
     };
     let route_id = match dispatcher.route(&mut req) {
@@ -292,7 +300,15 @@ async fn handle(
     req.set_body(body);
     let response = dispatcher.answer(req, Routed::Route(route_id)).await;
     let stall = state.config().write_timeout;
-    reply::respond(raw, response, framing, state.is_draining(), stall).await;
+    reply::respond(
+        raw,
+        response,
+        framing,
+        state.is_draining(),
+        state.stopping_signal(),
+        stall,
+    )
+    .await;
 }
 
 /// The 413 answer for a body over the route's limit.

@@ -18,7 +18,7 @@ use futures_lite::FutureExt;
 use super::head::Framing;
 use crate::http::h1::date;
 use crate::http::h1::write::{self, OutBody, Outgoing};
-use crate::response::{Body, Response};
+use crate::response::{Body, Response, Stream};
 
 /// Largest unread request body that may be dropped normally.
 ///
@@ -71,11 +71,12 @@ pub(super) async fn respond(
     raw: Raw,
     response: Response,
     framing: Framing,
-    shutting_down: bool,
+    draining: bool,
+    stopping: async_channel::Receiver<()>,
     stall: Duration,
 ) {
     crate::pool::unblock_io(move || {
-        respond_blocking(raw.take(), response, framing, shutting_down, stall);
+        respond_blocking(raw.take(), response, framing, draining, &stopping, stall);
     })
     .await;
 }
@@ -97,9 +98,11 @@ fn respond_blocking(
     request: tiny_http::Request,
     response: Response,
     framing: Framing,
-    shutting_down: bool,
+    draining: bool,
+    stopping: &async_channel::Receiver<()>,
     stall: Duration,
 ) {
+    let shutting_down = draining || stopping.is_closed();
     let exchange = framing.exchange;
     // An HTTP/1.0 stream is delimited by closing the connection, which only tiny_http can do,
     // and only when the client did not ask for keep-alive: otherwise send it whole.
@@ -111,25 +114,30 @@ fn respond_blocking(
     let out = write::prepare(response, exchange, shutting_down);
     // Taking the writer drops the request, which is free now that its body has been read.
     let mut writer = request.into_writer();
-    if let Err(e) = write_out(&mut writer, out, stall) {
+    if let Err(e) = write_out(&mut writer, out, stall, stopping) {
         log::debug!("tiny_http front end: response not fully written: {e}");
     }
 }
 
 /// Writes a prepared response: head and body, flushing after each streamed chunk.
-fn write_out(writer: &mut dyn Write, out: Outgoing, stall: Duration) -> io::Result<()> {
+fn write_out(
+    writer: &mut dyn Write,
+    out: Outgoing,
+    stall: Duration,
+    stopping: &async_channel::Receiver<()>,
+) -> io::Result<()> {
     let (first, rest) = out.into_first_write();
     writer.write_all(&first)?;
     match rest {
         OutBody::Empty => {}
         OutBody::Full(bytes) => writer.write_all(&bytes)?,
-        OutBody::Chunked(rx) => {
+        OutBody::Chunked(stream) => {
             writer.flush()?;
-            write_stream(writer, &rx, stall, true)?;
+            write_stream(writer, &stream, stall, true, stopping)?;
         }
-        OutBody::UntilClose(rx) => {
+        OutBody::UntilClose(stream) | OutBody::Sized(stream) => {
             writer.flush()?;
-            write_stream(writer, &rx, stall, false)?;
+            write_stream(writer, &stream, stall, false, stopping)?;
         }
     }
     writer.flush()
@@ -138,19 +146,53 @@ fn write_out(writer: &mut dyn Write, out: Outgoing, stall: Duration) -> io::Resu
 /// Writes chunks as the producer sends them; `chunked` adds the chunk framing.
 ///
 /// A producer that sends nothing for `stall` ends the response without the final chunk, so
-/// the client can tell the body was cut short. A write error (the client left) drops the
-/// receiver, which tells the producer to stop.
+/// the client can tell the body was cut short; an event stream gets a keep-alive comment
+/// instead, and ends (with the final chunk) once a graceful shutdown begins. A stream of known
+/// length that ends early or runs long is an error (the connection closes). A write error (the
+/// client left) drops the receiver, which tells the producer to stop.
 fn write_stream(
     writer: &mut dyn Write,
-    rx: &async_channel::Receiver<Vec<u8>>,
+    stream: &Stream,
     stall: Duration,
     chunked: bool,
+    stopping: &async_channel::Receiver<()>,
 ) -> io::Result<()> {
+    let quiet = if stream.events {
+        crate::sse::KEEP_ALIVE.min(stall)
+    } else {
+        stall
+    };
+    let mut remaining = stream.len;
     let mut frame = Vec::new();
-    while let Some(chunk) = next_chunk(rx, stall)? {
+    loop {
+        let chunk = match next_chunk(&stream.rx, quiet, stream.events.then_some(stopping)) {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(e) if stream.events && e.kind() == io::ErrorKind::TimedOut => {
+                crate::sse::KEEP_ALIVE_COMMENT.to_vec()
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(left) = &mut remaining {
+            *left = left.checked_sub(chunk.len() as u64).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "streamed body longer than its length",
+                )
+            })?;
+        }
         write::frame_chunk(&mut frame, &chunk, chunked);
         writer.write_all(&frame)?;
         writer.flush()?;
+        if remaining == Some(0) {
+            return Ok(());
+        }
+    }
+    if remaining.is_some_and(|left| left > 0) {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "streamed body shorter than its length",
+        ));
     }
     if chunked {
         writer.write_all(write::LAST_CHUNK)?;
@@ -158,7 +200,8 @@ fn write_stream(
     Ok(())
 }
 
-/// Waits on this pool thread for the producer's next chunk; `None` once it is done.
+/// Waits on this pool thread for the producer's next chunk; `None` once it is done (or, with
+/// `stopping`, once a graceful shutdown begins).
 ///
 /// # Errors
 ///
@@ -166,8 +209,18 @@ fn write_stream(
 fn next_chunk(
     rx: &async_channel::Receiver<Vec<u8>>,
     stall: Duration,
+    stopping: Option<&async_channel::Receiver<()>>,
 ) -> io::Result<Option<Vec<u8>>> {
-    async_io::block_on(async { Ok(rx.recv().await.ok()) }.or(async {
+    let shutdown = async {
+        match stopping {
+            Some(stopping) => {
+                let _ = stopping.recv().await;
+                Ok(None)
+            }
+            None => std::future::pending().await,
+        }
+    };
+    async_io::block_on(async { Ok(rx.recv().await.ok()) }.or(shutdown).or(async {
         async_io::Timer::after(stall).await;
         Err(io::Error::new(
             io::ErrorKind::TimedOut,
@@ -180,12 +233,12 @@ fn next_chunk(
 /// stalls turns it into a 500.
 fn collect_stream(response: Response, stall: Duration) -> Response {
     let (status, headers, body) = response.into_parts();
-    let Body::Stream(rx) = body else {
+    let Body::Stream(stream) = body else {
         unreachable!("collect_stream is only called for streamed responses");
     };
     let mut bytes = Vec::new();
     loop {
-        match next_chunk(&rx, stall) {
+        match next_chunk(&stream.rx, stall, None) {
             Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
             Ok(None) => break,
             // `into_response` logs the 500.
