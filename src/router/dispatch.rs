@@ -279,6 +279,9 @@ impl Dispatcher {
 /// producer's next send fails and its cancel token flips, so it stops instead of running on
 /// into a body nobody reads, whichever front end answers.
 fn without_stream(mut response: Response) -> Response {
+    if !response.is_streaming() {
+        return response;
+    }
     if let Body::Stream(open) = response.swap_body(Body::Full(Vec::new())) {
         // The length (a file's) still goes out as `Content-Length`; the chunks never do.
         let (_, closed) = async_channel::bounded(1);
