@@ -156,55 +156,41 @@ pub struct Router {
     layers: Vec<layer::LayerEntry>,
 }
 
+/// Writes the per-method helpers once: each adds an async route for one method.
+macro_rules! method_helpers {
+    ($($(#[$doc:meta])* $name:ident => $method:literal;)*) => {$(
+        $(#[$doc])*
+        pub fn $name<H, Fut, R>(self, pattern: &str, handler: H) -> Router
+        where
+            H: Fn(Request) -> Fut + 'static,
+            Fut: Future<Output = R> + 'static,
+            R: IntoResponse,
+        {
+            self.route($method, pattern, handler)
+        }
+    )*};
+}
+
 impl Router {
     /// Creates an empty router.
     pub fn new() -> Router {
         Router::default()
     }
 
-    /// Adds an async handler for `GET` (and `HEAD`) on `pattern`.
-    ///
-    /// # Panics
-    ///
-    /// Panics if `pattern` is malformed or already has a `GET` route (a programming error, caught
-    /// at startup).
-    pub fn get<H, Fut, R>(self, pattern: &str, handler: H) -> Router
-    where
-        H: Fn(Request) -> Fut + 'static,
-        Fut: Future<Output = R> + 'static,
-        R: IntoResponse,
-    {
-        self.route("GET", pattern, handler)
-    }
-
-    /// Adds an async handler for `POST` on `pattern`. Panics as [`Router::get`] does.
-    pub fn post<H, Fut, R>(self, pattern: &str, handler: H) -> Router
-    where
-        H: Fn(Request) -> Fut + 'static,
-        Fut: Future<Output = R> + 'static,
-        R: IntoResponse,
-    {
-        self.route("POST", pattern, handler)
-    }
-
-    /// Adds an async handler for `PUT` on `pattern`. Panics as [`Router::get`] does.
-    pub fn put<H, Fut, R>(self, pattern: &str, handler: H) -> Router
-    where
-        H: Fn(Request) -> Fut + 'static,
-        Fut: Future<Output = R> + 'static,
-        R: IntoResponse,
-    {
-        self.route("PUT", pattern, handler)
-    }
-
-    /// Adds an async handler for `DELETE` on `pattern`. Panics as [`Router::get`] does.
-    pub fn delete<H, Fut, R>(self, pattern: &str, handler: H) -> Router
-    where
-        H: Fn(Request) -> Fut + 'static,
-        Fut: Future<Output = R> + 'static,
-        R: IntoResponse,
-    {
-        self.route("DELETE", pattern, handler)
+    method_helpers! {
+        /// Adds an async handler for `GET` (and `HEAD`) on `pattern`.
+        ///
+        /// # Panics
+        ///
+        /// Panics if `pattern` is malformed or already has a `GET` route (a programming error,
+        /// caught at startup).
+        get => "GET";
+        /// Adds an async handler for `POST` on `pattern`. Panics as [`Router::get`] does.
+        post => "POST";
+        /// Adds an async handler for `PUT` on `pattern`. Panics as [`Router::get`] does.
+        put => "PUT";
+        /// Adds an async handler for `DELETE` on `pattern`. Panics as [`Router::get`] does.
+        delete => "DELETE";
     }
 
     /// Adds an async handler for `method` on `pattern`; the handler runs on the event loop.
