@@ -16,8 +16,9 @@
 //! came late and pushed a request past its due time, its latency counts from the due time, so a
 //! stall shows up in full instead of as one slow sample (no coordinated omission).
 //! Variants: `inline` (heavy route computed on the event loop: the bug), `offload` (on the pool:
-//! the fix), `offload-normal-prio` (pool workers at the loop's priority), `axum`
-//! (`spawn_blocking`), `axum-inline`.
+//! the fix), `offload-normal-prio` (pool workers at the loop's priority),
+//! `offload-short-slice` (the loop thread asks Linux 6.12+'s EEVDF scheduler for a short time
+//! slice, `--slice-us`), `axum` (`spawn_blocking`), `axum-inline`.
 
 use std::error::Error;
 use std::net::SocketAddr;
@@ -39,8 +40,9 @@ const USAGE: &str = "stall_bench: light-route latency while a heavy route satura
 
 Usage: stall_bench [--FLAG VALUE]...
   --runs N               runs of every variant; medians and min-max are reported [3]
-  --variants LIST        comma-separated: inline, offload, offload-normal-prio, axum,
-                         axum-inline [inline,offload,offload-normal-prio]
+  --variants LIST        comma-separated: inline, offload, offload-normal-prio,
+                         offload-short-slice, axum, axum-inline
+                         [inline,offload,offload-normal-prio]
   --anchor axum          also run the `axum` variant (needs the anchor built)
   --anchor-bin PATH      the anchor binary [bench/anchors/axum/target/release/axum-anchor]
   --bin PATH             the steadyloop demo binary [$STEADYLOOP_DEMO_BIN, else
@@ -53,6 +55,8 @@ Usage: stall_bench [--FLAG VALUE]...
   --baseline-secs S      probe duration, unloaded [8]
   --rate R               probe requests per second [100]
   --server-args ARGS     extra steadyloop settings, e.g. \"--workers 2 --queue 16\"
+  --slice-us US          the EEVDF slice `offload-short-slice` asks for on the loop thread
+                         (Linux 6.12+, root; scripts/set_slice.py) [100]
 ";
 
 /// What to measure and how long.
@@ -82,6 +86,8 @@ struct Options {
     baseline: Duration,
     /// Probe requests per second.
     rate: f64,
+    /// The time slice the `offload-short-slice` variant asks for on the loop thread.
+    slice_us: u64,
 }
 
 /// What one run of one variant measured.
@@ -177,6 +183,7 @@ fn options(args: &[String]) -> Result<Option<Options>, String> {
             .map(String::from)
             .collect(),
         rows: flags.take("rows", DEFAULT_ROWS)?,
+        slice_us: flags.take("slice-us", 100)?,
         heavy_conns: flags.take("heavy-conns", 8)?,
         heavy: flags.take_secs("heavy-secs", 14.0)?,
         probe_delay: flags.take_secs("probe-delay-secs", 2.0)?,
@@ -201,7 +208,9 @@ fn target(variant: &str, options: &Options) -> Result<(Target, String), Box<dyn 
             Target::steadyloop(variant, demo()?, &settings),
             "/report/inline",
         ),
-        "offload" => (Target::steadyloop(variant, demo()?, &settings), "/report"),
+        "offload" | "offload-short-slice" => {
+            (Target::steadyloop(variant, demo()?, &settings), "/report")
+        }
         "offload-normal-prio" => {
             settings.extend(["--low-priority-workers".into(), "false".into()]);
             (Target::steadyloop(variant, demo()?, &settings), "/report")
@@ -219,6 +228,19 @@ fn target(variant: &str, options: &Options) -> Result<(Target, String), Box<dyn 
     Ok((target, format!("{path}?rows={rows}")))
 }
 
+/// Asks for an EEVDF slice of `micros` on thread `tid` through scripts/set_slice.py (std has no
+/// `sched_setattr`, and the experiment should not add a dependency).
+fn short_slice(tid: u32, micros: u64) -> Result<(), Box<dyn Error>> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/set_slice.py");
+    let out = std::process::Command::new("python3")
+        .args([script, &tid.to_string(), &micros.to_string()])
+        .output()?;
+    if !out.status.success() {
+        return Err(format!("set_slice.py: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    Ok(())
+}
+
 /// Measures one variant once, on a fresh server process.
 fn run_once(
     target: &Target,
@@ -227,6 +249,10 @@ fn run_once(
 ) -> Result<RunResult, Box<dyn Error>> {
     let server = ServerProcess::start(target)?;
     let addr = server.addr();
+    if target.name == "offload-short-slice" {
+        // The loop runs on the demo's main thread, whose id is the process id.
+        short_slice(server.pid(), options.slice_us)?;
+    }
 
     // Warm up both routes on one connection; a heavy route that fails is a setup error.
     let mut warm = Client::connect(addr)?;
