@@ -12,6 +12,8 @@
 # Usage: scripts/retry_storm.sh [--runs N] [--probe-secs S] [--clients C] [--server-args ARGS]
 #                               [--bin PATH]
 #   --bin PATH  the steadyloop demo binary to test [target/release/steadyloop, built first]
+#   --slice-us US  ask Linux 6.12+'s EEVDF scheduler for a US-microsecond slice on the loop
+#                  thread (scripts/set_slice.py; root) [off]
 # Needs wrk (apt-get install wrk). Client and server share the machine's cores, unpinned.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +23,7 @@ probe_secs=8
 clients=80
 server_args="--queue 16"
 bin=""
+slice_us=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) runs=$2; shift 2 ;;
@@ -28,6 +31,7 @@ while [ $# -gt 0 ]; do
         --clients) clients=$2; shift 2 ;;
         --server-args) server_args=$2; shift 2 ;;
         --bin) bin=$2; shift 2 ;;
+        --slice-us) slice_us=$2; shift 2 ;;
         *) sed -n '2,/^set -e/p' "$0" | sed 's/^# \{0,1\}//; /^set -e/d' >&2; exit 2 ;;
     esac
 done
@@ -82,6 +86,8 @@ for run in $(seq "$runs"); do
         >/dev/null 2>&1 &
     pid=$!
     wait_port $port
+    # The loop runs on the demo's main thread, whose id is the process id.
+    [ -z "$slice_us" ] || python3 scripts/set_slice.py $pid "$slice_us" >&2
     rss_peak $pid >"$work/rss" &
     sampler=$!
     base="http://127.0.0.1:$port"
@@ -115,7 +121,7 @@ summary() {
             printf "%s (%s-%s)", m, v[1], v[NR] }'
 }
 
-echo "Retry storm: \`$bin\` \`$server_args\`, $clients wrk connections on \`/report\`, one closed-loop"
+echo "Retry storm: \`$bin\` \`$server_args\`${slice_us:+, loop slice ${slice_us} µs}, $clients wrk connections on \`/report\`, one closed-loop"
 echo "\`/healthz\` probe for ${probe_secs}s; median (min-max) of $runs runs; commit $(git rev-parse --short HEAD)."
 echo
 echo "| probe p50 unloaded (ms) | p99 unloaded | p50 loaded | p99 loaded | p99 ratio | storm answers/s | 503/s | socket errors | peak RSS (MiB) |"
