@@ -172,7 +172,7 @@ impl Layer for Compression {
 
 /// Marks `response` as gzip-encoded: `Content-Encoding`, and a weak `ETag` (the bytes differ).
 fn encoded(response: Response) -> Response {
-    let response = response.with_header("Content-Encoding", "gzip");
+    let response = response.with_static_header("Content-Encoding", "gzip");
     match response.header("etag").map(str::to_string) {
         Some(etag) if !etag.starts_with("W/") => response.with_header("ETag", format!("W/{etag}")),
         _ => response,
