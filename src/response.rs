@@ -71,7 +71,8 @@ impl Response {
     pub fn new(status: u16) -> Response {
         let mut response = Response {
             status,
-            headers: Vec::new(),
+            // Room for the usual few (type, vary, request id) without growing twice.
+            headers: Vec::with_capacity(4),
             body: Body::Full(Vec::new()),
             invalid: None,
         };

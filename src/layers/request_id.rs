@@ -93,11 +93,13 @@ impl RequestId {
         let n = self.counter.get().wrapping_add(1);
         self.counter.set(n);
         let mixed = splitmix64(self.seed.wrapping_add(n));
-        // By hand rather than `format!`: this runs for every request.
-        (0..16)
-            .rev()
-            .map(|i| char::from(b"0123456789abcdef"[(mixed >> (i * 4)) as usize & 0xf]))
-            .collect()
+        // By hand on the stack rather than `format!` or a collected iterator (which grows its
+        // string): this runs for every request, and leaves one exact allocation.
+        let mut hex = [0u8; 16];
+        for (i, digit) in hex.iter_mut().enumerate() {
+            *digit = b"0123456789abcdef"[(mixed >> ((15 - i) * 4)) as usize & 0xf];
+        }
+        String::from_utf8(hex.to_vec()).expect("hex digits are ASCII")
     }
 
     /// Returns the id for `req`: its own if sane and trusted, else a fresh one.
