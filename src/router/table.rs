@@ -9,9 +9,9 @@
 //! the patterns with parameters or a `*rest` tail are tried; a path with `%` tries them all, as
 //! an escaped segment may decode to a literal.
 //!
-//! Measured with `scripts/instructions.sh` on the demo (11 routes, `GET /healthz`): trying each
-//! pattern in turn cost about 1,500 instructions per request; the index brings routing to
-//! about 100.
+//! Measured with `scripts/instructions.sh` on the demo (11 routes, `GET /healthz`): replacing
+//! the scan of every pattern (each splitting the path) with this index took 21,253 instructions
+//! per request to 18,949.
 
 use std::cmp::Ordering;
 
