@@ -1,5 +1,6 @@
 //! The response type handlers return, and the conversions into it.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
@@ -26,12 +27,19 @@ pub struct Response {
     /// The status code, 200–599.
     status: u16,
     /// Header fields in the order they were added.
-    headers: Vec<(String, String)>,
+    headers: Vec<(HeaderText, HeaderText)>,
     /// The body.
     body: Body,
     /// Set when a handler added an unsafe header; the server answers 500 instead of sending it.
     invalid: Option<String>,
 }
+
+/// A header name or value: borrowed when the server wrote it as a constant (`Content-Type`
+/// of [`Response::text`], `Vary`, `Content-Encoding`), owned otherwise.
+///
+/// Owned strings cost two allocations per header; the constant ones of a `GET /healthz`
+/// through the demo's layers (three headers) cost none this way.
+pub(crate) type HeaderText = Cow<'static, str>;
 
 /// Where a response body comes from.
 pub(crate) enum Body {
@@ -63,7 +71,8 @@ impl Response {
     pub fn new(status: u16) -> Response {
         let mut response = Response {
             status,
-            headers: Vec::new(),
+            // Room for the usual few (type, vary, request id) without growing twice.
+            headers: Vec::with_capacity(4),
             body: Body::Full(Vec::new()),
             invalid: None,
         };
@@ -76,7 +85,7 @@ impl Response {
     /// Creates a `200 OK` response with a `text/plain; charset=utf-8` body.
     pub fn text(body: impl Into<String>) -> Response {
         Response::new(200)
-            .with_header("Content-Type", "text/plain; charset=utf-8")
+            .with_static_header("Content-Type", "text/plain; charset=utf-8")
             .with_body(body.into().into_bytes())
     }
 
@@ -85,14 +94,14 @@ impl Response {
     /// The text is sent as given; steadyloop does not serialise or validate JSON.
     pub fn json(body: impl Into<String>) -> Response {
         Response::new(200)
-            .with_header("Content-Type", "application/json")
+            .with_static_header("Content-Type", "application/json")
             .with_body(body.into().into_bytes())
     }
 
     /// Creates a `200 OK` response with an `application/octet-stream` body.
     pub fn bytes(body: impl Into<Vec<u8>>) -> Response {
         Response::new(200)
-            .with_header("Content-Type", "application/octet-stream")
+            .with_static_header("Content-Type", "application/octet-stream")
             .with_body(body.into())
     }
 
@@ -164,9 +173,14 @@ impl Response {
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Response {
         let (name, value) = (name.into(), value.into());
         self.check_header(&name, &value);
+        self.set_header(Cow::Owned(name), Cow::Owned(value));
+        self
+    }
+
+    /// Replaces any header named `name` (case-insensitive) with `name: value`.
+    fn set_header(&mut self, name: HeaderText, value: HeaderText) {
         self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
         self.headers.push((name, value));
-        self
     }
 
     /// Adds a header field, keeping earlier ones with the same name, so it is sent once per call
@@ -183,7 +197,7 @@ impl Response {
     pub fn append_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Response {
         let (name, value) = (name.into(), value.into());
         self.check_header(&name, &value);
-        self.headers.push((name, value));
+        self.headers.push((Cow::Owned(name), Cow::Owned(value)));
         self
     }
 
@@ -198,17 +212,27 @@ impl Response {
         self.headers
             .iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| &**v)
     }
 
     /// Sets header `name` to `value` like [`Response::with_header`], without checking them: for
     /// names and values the server made itself and already knows to be safe (a layer's
     /// configured header name, a value it validated or generated), on the per-request path.
-    pub(crate) fn with_known_header(mut self, name: &str, value: String) -> Response {
+    pub(crate) fn with_known_header(
+        mut self,
+        name: impl Into<HeaderText>,
+        value: impl Into<HeaderText>,
+    ) -> Response {
+        let (name, value) = (name.into(), value.into());
         debug_assert!(is_token(name.as_bytes()) && is_field_value(value.as_bytes()));
-        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        self.headers.push((name.to_string(), value));
+        self.set_header(name, value);
         self
+    }
+
+    /// Sets header `name` to `value` like [`Response::with_header`], for constants written in
+    /// the server's own code: no allocation, no check (a debug build checks them).
+    pub(crate) fn with_static_header(self, name: &'static str, value: &'static str) -> Response {
+        self.with_known_header(name, value)
     }
 
     /// Marks the response unsendable if `name` or `value` could not be sent safely.
@@ -238,12 +262,12 @@ impl Response {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| &**v)
     }
 
     /// Returns all header fields in the order they were added.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.headers.iter().map(|(n, v)| (&**n, &**v))
     }
 
     /// Returns the body, or an empty slice for a streamed body.
@@ -287,7 +311,7 @@ impl Response {
     }
 
     /// Splits the response into its parts for a front end to write.
-    pub(crate) fn into_parts(self) -> (u16, Vec<(String, String)>, Body) {
+    pub(crate) fn into_parts(self) -> (u16, Vec<(HeaderText, HeaderText)>, Body) {
         (self.status, self.headers, self.body)
     }
 }

@@ -172,7 +172,7 @@ impl Layer for Compression {
 
 /// Marks `response` as gzip-encoded: `Content-Encoding`, and a weak `ETag` (the bytes differ).
 fn encoded(response: Response) -> Response {
-    let response = response.with_header("Content-Encoding", "gzip");
+    let response = response.with_static_header("Content-Encoding", "gzip");
     match response.header("etag").map(str::to_string) {
         Some(etag) if !etag.starts_with("W/") => response.with_header("ETag", format!("W/{etag}")),
         _ => response,
@@ -200,27 +200,37 @@ fn is_compressible(content_type: &str) -> bool {
         .next()
         .unwrap_or("")
         .trim()
-        .to_ascii_lowercase();
-    if media == "text/event-stream" {
+        .as_bytes();
+    // Compared ignoring ASCII case in place: a lowercase copy cost an allocation per response.
+    let is = |name: &str| media.eq_ignore_ascii_case(name.as_bytes());
+    let starts = |prefix: &str| {
+        media.len() >= prefix.len() && media[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+    };
+    let ends = |suffix: &str| {
+        media.len() >= suffix.len()
+            && media[media.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+    };
+    if is("text/event-stream") {
         // Compressed server-sent events stall in proxies that buffer until a block fills.
         return false;
     }
-    media.starts_with("text/")
-        || media.ends_with("+json")
-        || media.ends_with("+xml")
-        || matches!(
-            media.as_str(),
-            "application/json"
-                | "application/javascript"
-                | "application/xml"
-                | "application/x-ndjson"
-                | "application/wasm"
-                | "application/x-www-form-urlencoded"
-                | "image/svg+xml"
-                | "image/bmp"
-                | "font/ttf"
-                | "font/otf"
-        )
+    starts("text/")
+        || ends("+json")
+        || ends("+xml")
+        || [
+            "application/json",
+            "application/javascript",
+            "application/xml",
+            "application/x-ndjson",
+            "application/wasm",
+            "application/x-www-form-urlencoded",
+            "image/svg+xml",
+            "image/bmp",
+            "font/ttf",
+            "font/otf",
+        ]
+        .into_iter()
+        .any(is)
 }
 
 /// Returns `true` if an `Accept-Encoding` value asks for gzip over the unencoded body.
@@ -369,6 +379,17 @@ mod tests {
         assert!(is_candidate(
             &text().with_header("Content-Type", "image/svg+xml")
         ));
+        assert!(is_candidate(&text().with_header(
+            "Content-Type",
+            " Application/Problem+JSON ; charset=utf-8"
+        )));
+        assert!(is_candidate(
+            &text().with_header("Content-Type", "TEXT/html")
+        ));
+        assert!(!is_candidate(
+            &text().with_header("Content-Type", "Text/Event-Stream")
+        ));
+        assert!(!is_candidate(&text().with_header("Content-Type", "json")));
     }
 
     #[test]

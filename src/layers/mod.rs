@@ -15,9 +15,10 @@ pub use request_id::RequestId;
 use crate::response::Response;
 
 /// Adds `token` to the response's `Vary` header unless it is listed already (or `Vary: *`).
-pub(crate) fn add_vary(response: Response, token: &str) -> Response {
+pub(crate) fn add_vary(response: Response, token: &'static str) -> Response {
     let merged = match response.header("vary") {
-        None => token.to_string(),
+        // The common case, a response without `Vary`, sends the constant as it is.
+        None => return response.with_static_header("Vary", token),
         Some(existing) => {
             let listed = existing
                 .split(',')

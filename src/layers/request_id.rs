@@ -1,6 +1,7 @@
 //! The `RequestId` layer: one id per request, kept from the client or made fresh, visible to
 //! handlers, sent back on the response and written in the access log.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::hash_map::RandomState;
 use std::fmt;
@@ -8,6 +9,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::rc::Rc;
 
 use crate::request::Request;
+use crate::response::HeaderText;
 use crate::router::{Layer, Next, ResponseFuture};
 
 /// The longest incoming id that is kept (a UUID is 36 bytes; a W3C trace id 32).
@@ -41,8 +43,9 @@ const MAX_INCOMING_LEN: usize = 128;
 /// assert_eq!(fresh.header("x-request-id").map(str::len), Some(16));
 /// ```
 pub struct RequestId {
-    /// The header carrying the id, both ways.
-    header: String,
+    /// The header carrying the id, both ways (borrowed for the default, so adding it to each
+    /// response allocates nothing).
+    header: HeaderText,
     /// Whether a sane incoming id is kept.
     trust_incoming: bool,
     /// Random per layer, so ids differ between processes and restarts.
@@ -55,7 +58,7 @@ impl RequestId {
     /// Creates the layer with the `X-Request-Id` header, keeping sane incoming ids.
     pub fn new() -> RequestId {
         RequestId {
-            header: "X-Request-Id".to_string(),
+            header: Cow::Borrowed("X-Request-Id"),
             trust_incoming: true,
             seed: RandomState::new().build_hasher().finish(),
             counter: Cell::new(0),
@@ -73,7 +76,7 @@ impl RequestId {
             crate::http::h1::grammar::is_token(name.as_bytes()),
             "invalid header name {name:?}"
         );
-        self.header = name.to_string();
+        self.header = Cow::Owned(name.to_string());
         self
     }
 
@@ -90,11 +93,13 @@ impl RequestId {
         let n = self.counter.get().wrapping_add(1);
         self.counter.set(n);
         let mixed = splitmix64(self.seed.wrapping_add(n));
-        // By hand rather than `format!`: this runs for every request.
-        (0..16)
-            .rev()
-            .map(|i| char::from(b"0123456789abcdef"[(mixed >> (i * 4)) as usize & 0xf]))
-            .collect()
+        // By hand on the stack rather than `format!` or a collected iterator (which grows its
+        // string): this runs for every request, and leaves one exact allocation.
+        let mut hex = [0u8; 16];
+        for (i, digit) in hex.iter_mut().enumerate() {
+            *digit = b"0123456789abcdef"[(mixed >> ((15 - i) * 4)) as usize & 0xf];
+        }
+        String::from_utf8(hex.to_vec()).expect("hex digits are ASCII")
     }
 
     /// Returns the id for `req`: its own if sane and trusted, else a fresh one.
@@ -132,7 +137,7 @@ impl Layer for RequestId {
         Box::pin(async move {
             let response = next.run(req).await;
             // The name was checked when the layer was built; the id is sane or our own.
-            response.with_known_header(&self.header, id)
+            response.with_known_header(self.header.clone(), id)
         })
     }
 }

@@ -15,7 +15,7 @@ use crate::pool::scope::{RequestScope, Scoped};
 use crate::pool::{self, panic_message, ClassHandle};
 use crate::request::Request;
 use crate::response::{Body, IntoResponse, Response, Stream};
-use crate::router::layer::{run_chain, Endpoint, LayerStack, ResponseFuture};
+use crate::router::layer::{run_chain, Endpoint, LayerStack};
 use crate::router::{Handler, Probe, Route, Router};
 use crate::server::state::ServerState;
 
@@ -117,8 +117,8 @@ impl Dispatcher {
         let mut in_flight = self.state.requests().start();
         let (response, route_id, queued) = match routed {
             Routed::Answer(response) => {
-                let endpoint: Endpoint = Box::new(move |_req| Box::pin(async move { response }));
-                let response = run_chain(&self.layers, req, endpoint).await;
+                let response =
+                    run_chain(&self.layers, req, Endpoint::Answer(Box::new(response))).await;
                 (response, None, Duration::ZERO)
             }
             Routed::Route(id) => {
@@ -128,8 +128,7 @@ impl Dispatcher {
                     self.route_classes[id].clone(),
                     self.route_labels[id].clone(),
                 );
-                let dispatcher = self.clone();
-                let endpoint: Endpoint = Box::new(move |req| dispatcher.run_route(id, req));
+                let endpoint = Endpoint::Route(self.clone(), id);
                 let chain = run_chain(&self.layers, req, endpoint);
                 let response = Scoped::new(scope.clone(), self.state.monitor(), id, chain).await;
                 (response, Some(id), scope.queue_wait.get())
@@ -152,22 +151,20 @@ impl Dispatcher {
     }
 
     /// Runs the handler of route `route_id` (inside the layers) with the route's deadline.
-    fn run_route(self: Rc<Self>, route_id: usize, req: Request) -> ResponseFuture {
-        Box::pin(async move {
-            let route = &self.router.routes()[route_id];
-            let run = self.run_handler(route_id, req);
-            match route.timeout {
-                None => run.await,
-                Some(timeout) => {
-                    let deadline = async {
-                        crate::time::sleep(timeout).await;
-                        log::warn!("request to {} passed its {timeout:?} deadline", route.label);
-                        Error::Timeout.into_response()
-                    };
-                    run.or(deadline).await
-                }
+    pub(crate) async fn run_route(self: Rc<Self>, route_id: usize, req: Request) -> Response {
+        let route = &self.router.routes()[route_id];
+        let run = self.run_handler(route_id, req);
+        match route.timeout {
+            None => run.await,
+            Some(timeout) => {
+                let deadline = async {
+                    crate::time::sleep(timeout).await;
+                    log::warn!("request to {} passed its {timeout:?} deadline", route.label);
+                    Error::Timeout.into_response()
+                };
+                run.or(deadline).await
             }
-        })
+        }
     }
 
     /// Runs the handler of route `route_id` where it belongs: on the loop (a panic becomes a

@@ -19,7 +19,7 @@ use futures_lite::FutureExt;
 use crate::error::Error;
 use crate::request::Request;
 use crate::response::{IntoResponse, Response};
-use crate::router::Router;
+use crate::router::{Dispatcher, Router};
 
 /// The future a [`Layer`] returns: a response, produced on the loop (it need not be `Send`).
 pub type ResponseFuture = Pin<Box<dyn Future<Output = Response>>>;
@@ -101,7 +101,31 @@ pub(crate) type LayerStack = Rc<[LayerEntry]>;
 
 /// The innermost step of a chain: routing's answer for the request (the handler, or a
 /// 404/405/`OPTIONS` response).
-pub(crate) type Endpoint = Box<dyn FnOnce(Request) -> ResponseFuture>;
+///
+/// An enum rather than a boxed closure: the closure cost an allocation per request (and the
+/// copy into it) for what is one of two known steps.
+pub(crate) enum Endpoint {
+    /// Route `id` of the dispatcher answers.
+    Route(Rc<Dispatcher>, usize),
+    /// Routing answered itself (boxed: the common step, a route, stays two words, and the
+    /// chain's futures that carry an endpoint stay small to move).
+    Answer(Box<Response>),
+    /// Any other step (the layer tests).
+    #[cfg(test)]
+    Custom(Box<dyn FnOnce(Request) -> ResponseFuture>),
+}
+
+impl Endpoint {
+    /// Runs the step for `req`, boxed as a layer's [`Next`] returns it.
+    fn run_boxed(self, req: Request) -> ResponseFuture {
+        match self {
+            Endpoint::Route(dispatcher, id) => Box::pin(dispatcher.run_route(id, req)),
+            Endpoint::Answer(response) => Box::pin(std::future::ready(*response)),
+            #[cfg(test)]
+            Endpoint::Custom(step) => step(req),
+        }
+    }
+}
 
 /// The rest of the chain after the current layer: the next layers, then the handler.
 ///
@@ -140,7 +164,7 @@ impl Next {
                 return layer.call(req, self);
             }
         }
-        (self.endpoint)(req)
+        self.endpoint.run_boxed(req)
     }
 }
 
@@ -156,7 +180,9 @@ impl fmt::Debug for Next {
 /// loop never goes down with a layer.
 pub(crate) async fn run_chain(stack: &LayerStack, req: Request, endpoint: Endpoint) -> Response {
     if stack.is_empty() {
-        return endpoint(req).await;
+        // Boxed even here: awaiting the route's future in place would make this future (and
+        // every move of it) as large as the largest handler's.
+        return endpoint.run_boxed(req).await;
     }
     let next = Next::new(stack.clone(), endpoint);
     let outcome = AssertUnwindSafe(next.run(req)).catch_unwind().await;
@@ -258,10 +284,10 @@ mod tests {
     }
 
     fn endpoint() -> Endpoint {
-        Box::new(|req: Request| -> ResponseFuture {
+        Endpoint::Custom(Box::new(|req: Request| -> ResponseFuture {
             let seen = req.header("x-seen").unwrap_or("").to_string();
             Box::pin(async move { Response::text(seen) })
-        })
+        }))
     }
 
     fn run(router: Router, path: &str) -> Response {

@@ -5,7 +5,9 @@ mod dispatch;
 mod layer;
 mod options;
 mod pattern;
+mod table;
 
+use std::cell::OnceCell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -21,6 +23,7 @@ pub(crate) use dispatch::{Dispatcher, Routed};
 pub use layer::{Layer, Next, ResponseFuture};
 pub use options::RouteOptions;
 pub(crate) use pattern::Pattern;
+use table::{Params, RouteIndex};
 
 /// A boxed handler future; it lives on the loop and need not be `Send`.
 pub(crate) type LocalResponseFuture = Pin<Box<dyn Future<Output = Response>>>;
@@ -154,6 +157,9 @@ pub struct Router {
     routes: Vec<Route>,
     /// The layers in the order written.
     layers: Vec<layer::LayerEntry>,
+    /// Which routes can match which paths, built on the first lookup (and dropped when a
+    /// route is added).
+    index: OnceCell<RouteIndex>,
 }
 
 /// Writes the per-method helpers once: each adds an async route for one method.
@@ -466,6 +472,7 @@ impl Router {
             "route {method} {} is registered twice",
             pattern.as_str()
         );
+        self.index = OnceCell::new();
         self.routes.push(Route {
             label: format!("{method} {}", pattern.as_str()),
             method: method.to_string(),
@@ -518,16 +525,34 @@ impl Router {
 
     /// Finds the route for `method` and `path` (percent-encoded, without the query).
     pub(crate) fn lookup(&self, method: &str, path: &str) -> Lookup {
-        // The best match so far and its parameters. Specificities are computed only when a
+        let index = self.index.get_or_init(|| RouteIndex::new(&self.routes));
+        match index.exact(path) {
+            Some(matches) => {
+                self.choose(method, || matches.iter().map(|m| (m.id, m.params.clone())))
+            }
+            None => self.choose(method, || {
+                index
+                    .candidates(&self.routes, path)
+                    .filter_map(|id| self.routes[id].pattern.matches(path).map(|p| (id, p)))
+            }),
+        }
+    }
+
+    /// Chooses among the routes matching a path (`matching` yields them in registration order,
+    /// with their parameters): the most specific one answering `method`, else 405 with the
+    /// methods of all of them, else 404.
+    fn choose<I>(&self, method: &str, matching: impl Fn() -> I) -> Lookup
+    where
+        I: Iterator<Item = (usize, Params)>,
+    {
+        // The best match so far and its parameters. Specificities are compared only when a
         // second route answers (rare), and the methods for `Allow` only when none does, so a
         // request with one matching route allocates nothing here.
         let mut best: Option<usize> = None;
         let mut best_params = Vec::new();
         let mut matched = false;
-        for (id, route) in self.routes.iter().enumerate() {
-            let Some(params) = route.pattern.matches(path) else {
-                continue;
-            };
+        for (id, params) in matching() {
+            let route = &self.routes[id];
             matched = true;
             let answers = route.method == method || (method == "HEAD" && route.method == "GET");
             if !answers {
@@ -555,11 +580,8 @@ impl Router {
         if !matched {
             return Lookup::NotFound;
         }
-        let mut allowed: Vec<&str> = self
-            .routes
-            .iter()
-            .filter(|route| route.pattern.matches(path).is_some())
-            .map(|route| route.method.as_str())
+        let mut allowed: Vec<&str> = matching()
+            .map(|(id, _)| self.routes[id].method.as_str())
             .collect();
         if allowed.contains(&"GET") {
             allowed.push("HEAD");
@@ -628,6 +650,103 @@ mod tests {
     #[test]
     fn allow_any_lists_every_method_served() {
         assert_eq!(app().allow_any(), "GET, HEAD, OPTIONS, POST");
+    }
+
+    /// Resolves by trying every route in turn: the definition the index must agree with.
+    fn reference(router: &Router, method: &str, path: &str) -> String {
+        let mut best: Option<(usize, Params)> = None;
+        let mut allowed = Vec::new();
+        for (id, route) in router.routes().iter().enumerate() {
+            let Some(params) = route.pattern.matches(path) else {
+                continue;
+            };
+            allowed.push(route.method.as_str());
+            if route.method != method && !(method == "HEAD" && route.method == "GET") {
+                continue;
+            }
+            let better = best.as_ref().is_none_or(|(best_id, _)| {
+                let (rank, best_rank) = (
+                    route.pattern.specificity(),
+                    router.routes()[*best_id].pattern.specificity(),
+                );
+                rank > best_rank
+                    || (rank == best_rank
+                        && route.method == method
+                        && router.routes()[*best_id].method != method)
+            });
+            if better {
+                best = Some((id, params));
+            }
+        }
+        match best {
+            Some((id, params)) => format!("{} {params:?}", router.routes()[id].label),
+            None if allowed.is_empty() => "404".to_string(),
+            None => {
+                if allowed.contains(&"GET") {
+                    allowed.push("HEAD");
+                }
+                allowed.sort_unstable();
+                allowed.dedup();
+                format!("405 {}", allowed.join(", "))
+            }
+        }
+    }
+
+    fn described(router: &Router, method: &str, path: &str) -> String {
+        match router.lookup(method, path) {
+            Lookup::Found(id, params) => format!("{} {params:?}", router.routes()[id].label),
+            Lookup::NotFound => "404".to_string(),
+            Lookup::MethodNotAllowed(allow) => format!("405 {allow}"),
+        }
+    }
+
+    #[test]
+    fn the_index_resolves_as_trying_every_route_does() {
+        let router = app()
+            .get("/", |_req| async { "root" })
+            .get("/static", |_req| async { "dir" })
+            .get("/static/*path", |_req| async { "below" })
+            .route("HEAD", "/items/new", |_req| async { "head" })
+            .post("/items/new", |_req| async { "post" })
+            .get("/a b", |_req| async { "space" })
+            .get("/x/:a/y", |_req| async { "param" })
+            .get("/x/b/:c", |_req| async { "param" })
+            .get("/x/%41/y", |_req| async { "escaped literal" });
+        let paths = [
+            "/",
+            "",
+            "/items",
+            "/items/new",
+            "/items/n%65w",
+            "/items/7",
+            "/items/",
+            "/static",
+            "/static/",
+            "/static/a/b",
+            "/st%61tic",
+            "/a b",
+            "/a%20b",
+            "/x/b/y",
+            "/x/%41/y",
+            "/x/A/y",
+            "/x/%2541/y",
+            "/files",
+            "/files/",
+            "/files/a%2Fb",
+            "/nope",
+            "//",
+        ];
+        for method in ["GET", "HEAD", "POST", "DELETE"] {
+            for path in paths {
+                assert_eq!(
+                    described(&router, method, path),
+                    reference(&router, method, path),
+                    "{method} {path}"
+                );
+            }
+        }
+        // A rest pattern matching its bare prefix is more specific than the literal route.
+        assert!(described(&router, "GET", "/static").starts_with("GET /static/*path"));
     }
 
     #[test]

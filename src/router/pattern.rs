@@ -20,6 +20,8 @@ pub(crate) struct Pattern {
     text: String,
     /// Its segments, in order.
     segments: Vec<Segment>,
+    /// Its [`Pattern::specificity`] key, computed once.
+    rank: Box<[u8]>,
 }
 
 impl Pattern {
@@ -59,9 +61,18 @@ impl Pattern {
             }
             segments.push(segment);
         }
+        let rank = segments
+            .iter()
+            .map(|s| match s {
+                Segment::Literal(_) => 3,
+                Segment::Param(_) => 2,
+                Segment::Rest(_) => 1,
+            })
+            .collect();
         Ok(Pattern {
             text: text.to_string(),
             segments,
+            rank,
         })
     }
 
@@ -109,15 +120,16 @@ impl Pattern {
 
     /// Returns a key that orders patterns by specificity: literals beat parameters, which beat
     /// a `*rest` tail; among equals, longer patterns win.
-    pub(crate) fn specificity(&self) -> Vec<u8> {
+    pub(crate) fn specificity(&self) -> &[u8] {
+        &self.rank
+    }
+
+    /// Returns `true` if every segment is literal (the pattern matches one path, and the
+    /// escaped spellings of it).
+    pub(crate) fn is_literal(&self) -> bool {
         self.segments
             .iter()
-            .map(|s| match s {
-                Segment::Literal(_) => 3,
-                Segment::Param(_) => 2,
-                Segment::Rest(_) => 1,
-            })
-            .collect()
+            .all(|s| matches!(s, Segment::Literal(_)))
     }
 }
 

@@ -1,25 +1,64 @@
 //! The `Date` header value (IMF-fixdate, RFC 9110 §5.6.7), formatted at most once a second.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-thread_local! {
-    /// The second last formatted and its text.
-    static CACHE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+/// Room for `Date: ` + an IMF-fixdate + CRLF (6 + 29 + 2 bytes until the year 10000).
+const LINE_MAX: usize = 48;
+
+/// A `Date: ...\r\n` line in a fixed array: no allocation, and one copy per response.
+#[derive(Clone, Copy)]
+struct Line {
+    /// The bytes; the first `len` are the line.
+    bytes: [u8; LINE_MAX],
+    /// The line's length.
+    len: usize,
 }
 
-/// Appends the current date, as `Sun, 06 Nov 1994 08:49:37 GMT`, to `out`.
-pub(crate) fn append_now(out: &mut Vec<u8>) {
+impl Line {
+    /// Returns the whole line.
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+thread_local! {
+    /// The second last formatted and its header line.
+    static CACHE: Cell<(u64, Line)> = const {
+        Cell::new((u64::MAX, Line { bytes: [0; LINE_MAX], len: 0 }))
+    };
+}
+
+/// Returns the `Date: ...\r\n` line for the current second.
+fn line_now() -> Line {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     CACHE.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if cache.0 != secs {
-            *cache = (secs, format_imf(secs));
+        let (cached, line) = cache.get();
+        if cached == secs {
+            return line;
         }
-        out.extend_from_slice(cache.1.as_bytes());
-    });
+        let text = format!("Date: {}\r\n", format_imf(secs));
+        let mut line = Line {
+            bytes: [0; LINE_MAX],
+            len: text.len().min(LINE_MAX),
+        };
+        line.bytes[..line.len].copy_from_slice(&text.as_bytes()[..line.len]);
+        cache.set((secs, line));
+        line
+    })
+}
+
+/// Appends the current date, as `Sun, 06 Nov 1994 08:49:37 GMT`, to `out`.
+pub(crate) fn append_now(out: &mut Vec<u8>) {
+    let line = line_now();
+    out.extend_from_slice(&line.as_bytes()[6..line.len - 2]);
+}
+
+/// Appends the whole `Date` header line of the current date, with its CRLF, to `out`.
+pub(crate) fn append_line(out: &mut Vec<u8>) {
+    out.extend_from_slice(line_now().as_bytes());
 }
 
 /// Formats seconds since the Unix epoch as an IMF-fixdate.
@@ -67,5 +106,23 @@ mod tests {
         assert_eq!(format_imf(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
         assert_eq!(format_imf(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
         assert_eq!(format_imf(1_795_564_800), "Wed, 25 Nov 2026 00:00:00 GMT");
+    }
+
+    #[test]
+    fn the_cached_line_holds_the_current_date() {
+        let mut line = Vec::new();
+        append_line(&mut line);
+        let mut value = Vec::new();
+        append_now(&mut value);
+        let text = String::from_utf8(line).unwrap();
+        assert!(
+            text.starts_with("Date: ") && text.ends_with(" GMT\r\n"),
+            "{text}"
+        );
+        assert_eq!(text.len(), 37);
+        // The value is the line's middle, unless the second turned in between.
+        let now = String::from_utf8(value).unwrap();
+        assert_eq!(now.len(), 29);
+        assert!(text.contains(&now[..20]), "{text} / {now}");
     }
 }
