@@ -148,13 +148,7 @@ pub fn app(sensor: &Rc<Sensor>, token: &str) -> Router {
         .post("/api/config", with(sensor, set_config))
         // Only the paths under /api/config need the token.
         .layer_on("/api/config", bearer_auth(token))
-        .get(
-            "/api/live",
-            with(
-                sensor,
-                |sensor, _req| async move { sensor.live.subscribe() },
-            ),
-        )
+        .get("/api/live", with(sensor, live))
         .websocket("/api/ws", move |ws, _req| ws_feed(for_ws.clone(), ws))
         // `/` is public/index.html, `/app.js` public/app.js; anything else there is a 404.
         .static_dir("/", public)
@@ -252,6 +246,11 @@ async fn set_config(sensor: Rc<Sensor>, req: Request) -> Result<Response> {
         old.cancel().await;
     }
     Ok(Response::new(204))
+}
+
+/// `GET /api/live`: every new reading as a server-sent event (`event: reading`, `id: <seq>`).
+async fn live(sensor: Rc<Sensor>, _req: Request) -> Response {
+    sensor.live.subscribe()
 }
 
 /// A layer that lets a request through only with `Authorization: Bearer <token>`; others get

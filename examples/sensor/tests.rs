@@ -267,10 +267,13 @@ impl Stream {
         }
     }
 
-    /// Waits for the next reading; `None` when the stream ends.
+    /// Waits for the next reading; `None` when the stream ends. Panics after `PATIENCE`
+    /// without one (keep-alive comments alone would otherwise keep a test waiting forever).
     fn next(&mut self) -> Option<Reading> {
+        let deadline = Instant::now() + PATIENCE;
         let mut event = None;
         for line in self.lines.by_ref() {
+            assert!(Instant::now() < deadline, "no reading for {PATIENCE:?}");
             let line = line.expect("the stream reads");
             if line == "event: reading" {
                 event = Some(());
