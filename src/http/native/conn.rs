@@ -33,7 +33,7 @@ use futures_lite::FutureExt;
 
 use crate::http::h1::chunked::ChunkedDecoder;
 use crate::http::h1::parse::{self, BodyKind, Head, HeadReader, Reject};
-use crate::http::h1::write::{self, Exchange, OutBody, Outgoing};
+use crate::http::h1::write::{self, Exchange, OutBody};
 use crate::request::Request;
 use crate::response::Stream;
 use crate::router::{Dispatcher, Routed};
@@ -374,11 +374,15 @@ impl Conn {
     }
 
     /// Writes `response`; `Ok(true)` if the connection may carry another request.
-    async fn respond(
+    ///
+    /// A plain function that prepares the bytes at once and returns only the writing as a
+    /// future: the response (96 bytes) and the prepared head then take no room in the future,
+    /// which every exchange holds (see `exchange`).
+    fn respond(
         &mut self,
         response: crate::Response,
         exchange: Exchange,
-    ) -> Result<bool, Stop> {
+    ) -> impl Future<Output = Result<bool, Stop>> + '_ {
         if response.status() == 503 {
             self.shed_streak = self.shed_streak.saturating_add(1);
         } else {
@@ -386,8 +390,13 @@ impl Conn {
         }
         let out = write::prepare(response, exchange, self.state.is_draining());
         let close = out.close;
-        self.write_response(out).await.map_err(|_| Stop::Quiet)?;
-        Ok(!close)
+        let (first, rest) = out.into_first_write();
+        async move {
+            self.write_response(&first, rest)
+                .await
+                .map_err(|_| Stop::Quiet)?;
+            Ok(!close)
+        }
     }
 
     /// Reads the next request head.
@@ -493,10 +502,10 @@ impl Conn {
         read_into(&self.stream, &mut self.buf, READ_CHUNK, deadline)
     }
 
-    /// Writes a prepared response: head, then body with its framing.
-    async fn write_response(&mut self, out: Outgoing) -> io::Result<()> {
-        let (first, rest) = out.into_first_write();
-        self.write_all(&first).await?;
+    /// Writes a prepared response: its first write (the head, with a small body), then the
+    /// rest of the body with its framing.
+    async fn write_response(&mut self, first: &[u8], rest: OutBody) -> io::Result<()> {
+        self.write_all(first).await?;
         match rest {
             OutBody::Empty => Ok(()),
             OutBody::Full(bytes) => self.write_all(&bytes).await,
@@ -622,8 +631,8 @@ impl Conn {
     }
 
     /// Writes all of `bytes`; fails if no progress is made for the write timeout.
-    async fn write_all(&self, bytes: &[u8]) -> io::Result<()> {
-        write_all_to(&self.stream, bytes, self.state.config().write_timeout).await
+    fn write_all<'a>(&'a self, bytes: &'a [u8]) -> impl Future<Output = io::Result<()>> + 'a {
+        write_all_to(&self.stream, bytes, self.state.config().write_timeout)
     }
 
     /// Closes gracefully: stop sending, then read and discard for a moment so unread input does
