@@ -679,7 +679,6 @@ fn begin(head: Head, peer: Option<SocketAddr>) -> (Request, Framing) {
 /// Routes `req`: its route, or routing's own answer (404, 405, `OPTIONS *`).
 ///
 /// A plain function, so the borrow of the request stays out of the exchange's future.
-#[allow(clippy::result_large_err)]
 fn route(dispatcher: &Dispatcher, mut req: Request) -> Result<(Request, usize), (Request, Routed)> {
     match dispatcher.route(&mut req) {
         Routed::Route(id) => Ok((req, id)),
