@@ -106,6 +106,13 @@ impl Request {
         self.parts.body = (!body.is_empty()).then(|| Arc::new(body));
     }
 
+    /// Returns the request with `body` (the native front end: a plain move, where a borrow
+    /// would keep the request in the connection's future across the handler's run).
+    pub(crate) fn with_body(mut self, body: Vec<u8>) -> Request {
+        self.set_body(body);
+        self
+    }
+
     /// Returns the body, shared (for parsing on the pool).
     #[cfg(feature = "json")]
     pub(crate) fn shared_body(&self) -> Arc<Vec<u8>> {

@@ -259,21 +259,21 @@ impl Conn {
         // ends, so a thousand slow uploads cannot add up to more than `max-body-memory`.
         let mut held = self.state.body_memory();
         let body = match framing.body {
-            BodyKind::Empty => None,
+            BodyKind::Empty => Vec::new(),
             BodyKind::Length(n) if n > limit as u64 => {
                 return Err(parse::reject(413, "request body too large").into())
             }
             BodyKind::Length(n) => {
                 self.continue_if_expected(framing.expect_continue).await?;
                 let idle = self.state.config().body_timeout;
-                Some(self.read_sized_body(n as usize, idle, &mut held).await?)
+                self.read_sized_body(n as usize, idle, &mut held).await?
             }
             BodyKind::Chunked => {
                 self.continue_if_expected(framing.expect_continue).await?;
-                Some(self.read_chunked_body(limit, &mut held).await?)
+                self.read_chunked_body(limit, &mut held).await?
             }
         };
-        let req = with_body(req, body);
+        let req = req.with_body(body);
 
         // Run the handler, but stop at once if the client leaves: its queued job never starts.
         let cap = self.state.config().max_head_bytes;
@@ -684,14 +684,6 @@ fn route(dispatcher: &Dispatcher, mut req: Request) -> Result<(Request, usize), 
         Routed::Route(id) => Ok((req, id)),
         unrouted @ Routed::Answer(_) => Err((req, unrouted)),
     }
-}
-
-/// Gives `req` its body, if it has one.
-fn with_body(mut req: Request, body: Option<Vec<u8>>) -> Request {
-    if let Some(body) = body {
-        req.set_body(body);
-    }
-    req
 }
 
 /// Returns the pause before reading the next request after `streak` `503`s in a row:
