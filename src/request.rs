@@ -1,5 +1,6 @@
 //! The request type handlers receive: front-end independent, owned, and `Send`.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -14,12 +15,24 @@ use crate::extensions::Extensions;
 /// The front end has already read and limited the body, so `body()` never waits. A `Request` is
 /// `Send`, so it can move into a blocking route or an offloaded job.
 pub struct Request {
-    /// The method, as sent (methods are case-sensitive).
-    method: String,
-    /// The path part of the target, still percent-encoded.
-    path: String,
-    /// The raw query string (after `?`), still encoded; empty if none.
-    raw_query: String,
+    /// Everything but the request id, boxed: a request moves by value through the layers, the
+    /// handler and the pool, and each future that holds one grew by its size (232 bytes inline:
+    /// the connection's per-request future was past glibc's per-thread cache for it).
+    parts: Box<Parts>,
+    /// The id a `RequestId` layer gave the request (a field of its own: it is on the hot path
+    /// of every request when the layer is on).
+    pub(crate) request_id: Option<Box<str>>,
+}
+
+/// What a [`Request`] holds, behind one allocation.
+struct Parts {
+    /// The method, as sent (methods are case-sensitive); the common ones are not allocated.
+    method: Cow<'static, str>,
+    /// The target in origin form, still percent-encoded: the path, then `?` and the raw query
+    /// if there is one (one string for both: one allocation fewer per request with a query).
+    target: String,
+    /// Where the path ends in `target` (the `?`, or its length).
+    path_end: usize,
     /// Query pairs, percent- and `+`-decoded, in order.
     query: Vec<(String, String)>,
     /// `true` for HTTP/1.0 requests.
@@ -27,37 +40,42 @@ pub struct Request {
     /// Header fields in the order received; names as sent.
     headers: Vec<(String, Vec<u8>)>,
     /// The body, complete; shared so a large one can be parsed on the pool without a copy.
-    body: Arc<Vec<u8>>,
+    /// `None` when empty, so a request without a body allocates nothing for it.
+    body: Option<Arc<Vec<u8>>>,
     /// Route parameters (`:id` → value), percent-decoded.
     params: Vec<(String, String)>,
     /// The client's address, when the front end knows it.
     peer: Option<SocketAddr>,
     /// Typed values attached by layers.
-    pub(crate) extensions: Extensions,
-    /// The id a `RequestId` layer gave the request (a field of its own: it is on the hot path
-    /// of every request when the layer is on).
-    pub(crate) request_id: Option<Box<str>>,
+    extensions: Extensions,
+}
+
+/// Methods kept as static strings; any other is allocated.
+const KNOWN_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT",
+];
+
+/// Returns `method` as a static string when it is a common one (no allocation), else owned.
+pub(crate) fn method_name(method: &str) -> Cow<'static, str> {
+    match KNOWN_METHODS.iter().find(|known| **known == method) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(method.to_string()),
+    }
 }
 
 impl Request {
-    /// Creates a request from its parts; front ends call this after parsing. Owned strings
-    /// are kept (the target becomes the path), so the native front end copies neither.
+    /// Creates a request from its parts; front ends call this after parsing. An owned target
+    /// is kept (it becomes the path and query), so the native front end copies neither.
     pub(crate) fn new(
-        method: impl Into<String>,
+        method: impl Into<Cow<'static, str>>,
         target: impl Into<String>,
         http10: bool,
         headers: Vec<(String, Vec<u8>)>,
         peer: Option<SocketAddr>,
     ) -> Request {
-        let mut path = target.into();
-        let raw_query = match path.find('?') {
-            Some(at) => {
-                let query = path[at + 1..].to_string();
-                path.truncate(at);
-                query
-            }
-            None => String::new(),
-        };
+        let target = target.into();
+        let path_end = target.find('?').unwrap_or(target.len());
+        let raw_query = target.get(path_end + 1..).unwrap_or("");
         let query = raw_query
             .split('&')
             .filter(|pair| !pair.is_empty())
@@ -67,61 +85,84 @@ impl Request {
             })
             .collect();
         Request {
-            method: method.into(),
-            path,
-            raw_query,
-            query,
-            http10,
-            headers,
-            body: Arc::new(Vec::new()),
-            params: Vec::new(),
-            peer,
-            extensions: Extensions::new(),
+            parts: Box::new(Parts {
+                method: method.into(),
+                target,
+                path_end,
+                query,
+                http10,
+                headers,
+                body: None,
+                params: Vec::new(),
+                peer,
+                extensions: Extensions::new(),
+            }),
             request_id: None,
         }
     }
 
     /// Sets the body (front ends, after reading it).
     pub(crate) fn set_body(&mut self, body: Vec<u8>) {
-        self.body = Arc::new(body);
+        self.parts.body = (!body.is_empty()).then(|| Arc::new(body));
+    }
+
+    /// Returns the request with `body` (the native front end: a plain move, where a borrow
+    /// would keep the request in the connection's future across the handler's run).
+    pub(crate) fn with_body(mut self, body: Vec<u8>) -> Request {
+        self.set_body(body);
+        self
     }
 
     /// Returns the body, shared (for parsing on the pool).
     #[cfg(feature = "json")]
     pub(crate) fn shared_body(&self) -> Arc<Vec<u8>> {
-        self.body.clone()
+        self.parts.body.clone().unwrap_or_default()
     }
 
     /// Returns the header fields, for the setters layers use.
     pub(crate) fn headers_mut(&mut self) -> &mut Vec<(String, Vec<u8>)> {
-        &mut self.headers
+        &mut self.parts.headers
+    }
+
+    /// Returns the typed values layers attached (see `extensions()`).
+    pub(crate) fn extensions_ref(&self) -> &Extensions {
+        &self.parts.extensions
+    }
+
+    /// Returns the typed values layers attached, for changing (see `extensions_mut()`).
+    pub(crate) fn extensions_mut_ref(&mut self) -> &mut Extensions {
+        &mut self.parts.extensions
     }
 
     /// Sets the route parameters (the router, after matching).
     pub(crate) fn set_params(&mut self, params: Vec<(String, String)>) {
-        self.params = params;
+        self.parts.params = params;
     }
 
     /// Returns the method, for example `"GET"`.
     pub fn method(&self) -> &str {
-        &self.method
+        &self.parts.method
     }
 
     /// Returns the path of the request target, still percent-encoded (`/items/a%20b`).
     pub fn path(&self) -> &str {
-        &self.path
+        &self.parts.target[..self.parts.path_end]
     }
 
     /// Returns the raw query string (the part after `?`, still encoded), or `""`.
     pub fn raw_query(&self) -> &str {
-        &self.raw_query
+        self.parts
+            .target
+            .get(self.parts.path_end + 1..)
+            .unwrap_or("")
     }
 
     /// Returns the decoded value of query parameter `name` (the first one, if repeated).
     ///
     /// `+` decodes to a space and `%XX` to its byte; invalid UTF-8 is replaced with U+FFFD.
     pub fn query_str(&self, name: &str) -> Option<&str> {
-        self.query
+        self.parts
+            .query
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
@@ -148,12 +189,16 @@ impl Request {
 
     /// Returns all decoded query pairs in order.
     pub fn query_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.query.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.parts
+            .query
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
     /// Returns the decoded value of route parameter `name` (`:name` in the route pattern).
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params
+        self.parts
+            .params
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
@@ -168,7 +213,8 @@ impl Request {
 
     /// Returns the raw value of header `name` (case-insensitive; the first one if repeated).
     pub fn header_bytes(&self, name: &str) -> Option<&[u8]> {
-        self.headers
+        self.parts
+            .headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_slice())
@@ -176,12 +222,15 @@ impl Request {
 
     /// Returns all header fields in the order received.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
+        self.parts
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice()))
     }
 
     /// Returns the body (empty if the request had none).
     pub fn body(&self) -> &[u8] {
-        &self.body
+        self.parts.body.as_deref().map_or(&[], Vec::as_slice)
     }
 
     /// Returns the body as UTF-8 text.
@@ -190,35 +239,38 @@ impl Request {
     ///
     /// Returns a 400 [`Error`] if the body is not valid UTF-8.
     pub fn body_str(&self) -> Result<&str> {
-        std::str::from_utf8(&self.body)
+        std::str::from_utf8(self.body())
             .map_err(|e| Error::bad_request(format!("request body is not UTF-8: {e}")))
     }
 
     /// Takes the body out of the request.
     pub fn into_body(self) -> Vec<u8> {
-        Arc::try_unwrap(self.body).unwrap_or_else(|shared| shared.as_ref().clone())
+        match self.parts.body {
+            None => Vec::new(),
+            Some(body) => Arc::try_unwrap(body).unwrap_or_else(|shared| shared.as_ref().clone()),
+        }
     }
 
     /// Returns `true` if the request was made with HTTP/1.0.
     pub fn is_http10(&self) -> bool {
-        self.http10
+        self.parts.http10
     }
 
     /// Returns the client's address, when the front end knows it.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.peer
+        self.parts.peer
     }
 }
 
 impl fmt::Debug for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Request")
-            .field("method", &self.method)
-            .field("path", &self.path)
-            .field("query", &self.query)
-            .field("params", &self.params)
-            .field("headers", &self.headers.len())
-            .field("body", &self.body.len())
+            .field("method", &self.method())
+            .field("path", &self.path())
+            .field("query", &self.parts.query)
+            .field("params", &self.parts.params)
+            .field("headers", &self.parts.headers.len())
+            .field("body", &self.body().len())
             .finish()
     }
 }

@@ -106,7 +106,7 @@ impl RequestBuilder {
     /// Builds the request.
     pub fn build(self) -> Request {
         let mut req = Request::new(
-            &self.method,
+            crate::request::method_name(&self.method),
             &self.target,
             self.http10,
             self.headers,
@@ -157,12 +157,12 @@ impl Request {
 
     /// Returns the typed values layers attached to the request.
     pub fn extensions(&self) -> &Extensions {
-        &self.extensions
+        self.extensions_ref()
     }
 
     /// Returns the typed values attached to the request, for adding or changing one.
     pub fn extensions_mut(&mut self) -> &mut Extensions {
-        &mut self.extensions
+        self.extensions_mut_ref()
     }
 }
 

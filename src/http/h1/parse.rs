@@ -9,8 +9,8 @@ use super::grammar::{is_host_byte, is_token, list_items, trim_ows};
 /// A request head that passed every check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Head {
-    /// The method, as sent.
-    pub(crate) method: String,
+    /// The method, as sent (the common ones not allocated).
+    pub(crate) method: std::borrow::Cow<'static, str>,
     /// The target in origin form (`/path?query`); absolute-form targets are reduced to it.
     pub(crate) target: String,
     /// `true` for HTTP/1.0.
@@ -332,7 +332,7 @@ impl Fields {
             (false, Some(n)) => BodyKind::Length(n),
         };
         Ok(Head {
-            method: method.to_string(),
+            method: crate::request::method_name(method),
             target,
             http10,
             headers: self.headers,
@@ -448,7 +448,7 @@ mod tests {
     #[test]
     fn simple_get() {
         let h = head("GET /a?b=1 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        assert_eq!((h.method.as_str(), h.target.as_str()), ("GET", "/a?b=1"));
+        assert_eq!((&*h.method, h.target.as_str()), ("GET", "/a?b=1"));
         assert!(h.keep_alive && !h.http10);
         assert_eq!(h.body, BodyKind::Empty);
     }

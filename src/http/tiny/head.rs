@@ -81,7 +81,7 @@ pub(super) fn check(
         },
     };
     let request = Request::new(
-        &head.method,
+        head.method.clone(),
         &head.target,
         head.http10,
         head.headers,
