@@ -10,7 +10,9 @@
 # that run are divided by the requests wrk completed. With --top N the N costliest functions
 # of the measured run (self cost, per request) follow.
 #
-# Usage: scripts/instructions.sh [--top N] [--path PATH] [--bin PATH]
+# Usage: scripts/instructions.sh [--top N] [--path PATH] [--bin PATH] [--keep FILE]
+#   --keep FILE  keep the measured run's callgrind dump there (callgrind_annotate --tree=caller
+#                FILE shows who calls what)
 #   --bin PATH   measure this steadyloop demo binary instead of building one (any commit;
 #                without symbols only the total is meaningful)
 # Needs valgrind (callgrind, callgrind_control, callgrind_annotate) and wrk.
@@ -20,11 +22,13 @@ cd "$(dirname "$0")/.."
 top=0
 path=/healthz
 bin=""
+keep=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --top) top=$2; shift 2 ;;
         --path) path=$2; shift 2 ;;
         --bin) bin=$2; shift 2 ;;
+        --keep) keep=$2; shift 2 ;;
         *) sed -n '2,/^set -e/p' "$0" | sed 's/^# \{0,1\}//; /^set -e/d' >&2; exit 2 ;;
     esac
 done
@@ -56,6 +60,7 @@ requests=$(echo "$out" | awk '/requests in/ {print $1}')
 # shutdown.
 dump="$work/cg.out.1"
 total=$(awk '/^(summary|totals):/ {print $2; exit}' "$dump")
+[ -z "$keep" ] || cp "$dump" "$keep"
 echo "GET $path: $requests requests, $total instructions: $((total / requests)) per request"
 if [ "$top" -gt 0 ]; then
     echo
