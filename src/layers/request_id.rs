@@ -1,7 +1,6 @@
 //! The `RequestId` layer: one id per request, kept from the client or made fresh, visible to
 //! handlers, sent back on the response and written in the access log.
 
-use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::hash_map::RandomState;
 use std::fmt;
@@ -9,7 +8,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::rc::Rc;
 
 use crate::request::Request;
-use crate::response::HeaderText;
+use crate::response::{HeaderName, HeaderText};
 use crate::router::{Layer, Next, ResponseFuture};
 
 /// The longest incoming id that is kept (a UUID is 36 bytes; a W3C trace id 32).
@@ -45,7 +44,7 @@ const MAX_INCOMING_LEN: usize = 128;
 pub struct RequestId {
     /// The header carrying the id, both ways (borrowed for the default, so adding it to each
     /// response allocates nothing).
-    header: HeaderText,
+    header: HeaderName,
     /// Whether a sane incoming id is kept.
     trust_incoming: bool,
     /// Random per layer, so ids differ between processes and restarts.
@@ -58,7 +57,7 @@ impl RequestId {
     /// Creates the layer with the `X-Request-Id` header, keeping sane incoming ids.
     pub fn new() -> RequestId {
         RequestId {
-            header: Cow::Borrowed("X-Request-Id"),
+            header: HeaderName::Borrowed("X-Request-Id"),
             trust_incoming: true,
             seed: RandomState::new().build_hasher().finish(),
             counter: Cell::new(0),
@@ -76,7 +75,7 @@ impl RequestId {
             crate::http::h1::grammar::is_token(name.as_bytes()),
             "invalid header name {name:?}"
         );
-        self.header = Cow::Owned(name.to_string());
+        self.header = HeaderName::Owned(name.to_string());
         self
     }
 
@@ -89,25 +88,26 @@ impl RequestId {
 
     /// Makes a fresh id: 16 hex digits from a bijective mix of seed and counter, so no two
     /// ids of one layer are equal.
-    fn fresh(&self) -> String {
+    fn fresh(&self) -> HeaderText {
         let n = self.counter.get().wrapping_add(1);
         self.counter.set(n);
         let mixed = splitmix64(self.seed.wrapping_add(n));
         // By hand on the stack rather than `format!` or a collected iterator (which grows its
-        // string): this runs for every request, and leaves one exact allocation.
+        // string), and held inline: this runs for every request, and allocates nothing.
         let mut hex = [0u8; 16];
         for (i, digit) in hex.iter_mut().enumerate() {
             *digit = b"0123456789abcdef"[(mixed >> ((15 - i) * 4)) as usize & 0xf];
         }
-        String::from_utf8(hex.to_vec()).expect("hex digits are ASCII")
+        HeaderText::inline(&hex).expect("16 hex digits fit inline")
     }
 
-    /// Returns the id for `req`: its own if sane and trusted, else a fresh one.
-    fn id_for(&self, req: &Request) -> String {
+    /// Returns the id for `req`: its own if sane and trusted (held inline up to 22 bytes, so
+    /// a UUID allocates), else a fresh one.
+    fn id_for(&self, req: &Request) -> HeaderText {
         if self.trust_incoming {
             if let Some(incoming) = req.header(&self.header) {
                 if is_sane_id(incoming) {
-                    return incoming.to_string();
+                    return HeaderText::copy_of(incoming);
                 }
             }
         }
@@ -133,7 +133,7 @@ impl fmt::Debug for RequestId {
 impl Layer for RequestId {
     fn call(self: Rc<Self>, mut req: Request, next: Next) -> ResponseFuture {
         let id = self.id_for(&req);
-        req.request_id = Some(id.as_str().into());
+        req.request_id = Some(id.clone());
         Box::pin(async move {
             let response = next.run(req).await;
             // The name was checked when the layer was built; the id is sane or our own.
@@ -145,7 +145,7 @@ impl Layer for RequestId {
 impl Request {
     /// Returns the id a [`RequestId`] layer gave this request, if one ran before the handler.
     pub fn request_id(&self) -> Option<&str> {
-        self.request_id.as_deref()
+        self.request_id.as_ref().map(|id| id.as_str())
     }
 }
 
