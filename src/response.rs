@@ -49,6 +49,9 @@ pub(crate) type HeaderName = std::borrow::Cow<'static, str>;
 pub(crate) enum Body {
     /// The whole body, in memory.
     Full(Vec<u8>),
+    /// The whole body, a constant of the server's own code (probe answers, 404/405 bodies, a
+    /// handler's `&'static str`): no allocation, about 100 instructions per response less.
+    Static(&'static [u8]),
     /// Chunks pushed by a producer through a bounded channel; sent with chunked encoding
     /// unless its length is known.
     Stream(Stream),
@@ -91,6 +94,15 @@ impl Response {
         Response::new(200)
             .with_static_header("Content-Type", "text/plain; charset=utf-8")
             .with_body(body.into().into_bytes())
+    }
+
+    /// Creates a `200 OK` response with a `text/plain; charset=utf-8` body that is a constant,
+    /// sent without copying it.
+    pub(crate) fn static_text(body: &'static str) -> Response {
+        let mut response =
+            Response::new(200).with_static_header("Content-Type", "text/plain; charset=utf-8");
+        response.body = Body::Static(body.as_bytes());
+        response
     }
 
     /// Creates a `200 OK` response with an `application/json` body.
@@ -279,6 +291,7 @@ impl Response {
     pub fn body_bytes(&self) -> &[u8] {
         match &self.body {
             Body::Full(bytes) => bytes,
+            Body::Static(bytes) => bytes,
             Body::Stream(_) => &[],
         }
     }
@@ -325,6 +338,7 @@ impl fmt::Debug for Response {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let body = match &self.body {
             Body::Full(bytes) => format!("{} bytes", bytes.len()),
+            Body::Static(bytes) => format!("{} bytes", bytes.len()),
             Body::Stream(_) => "stream".to_string(),
         };
         f.debug_struct("Response")
@@ -429,7 +443,7 @@ impl IntoResponse for Response {
 
 impl IntoResponse for &'static str {
     fn into_response(self) -> Response {
-        Response::text(self)
+        Response::static_text(self)
     }
 }
 

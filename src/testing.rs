@@ -141,6 +141,7 @@ async fn collect(mut response: Response, head: bool) -> TestResponse {
     let streamed = response.is_streaming();
     let body = match response.swap_body(Body::Full(Vec::new())) {
         Body::Full(bytes) => bytes,
+        Body::Static(bytes) => bytes.to_vec(),
         Body::Stream(stream) => {
             let mut bytes = Vec::new();
             while let Ok(chunk) = stream.rx.recv().await {

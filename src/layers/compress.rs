@@ -87,7 +87,16 @@ impl Compression {
 
     /// Compresses `response` for a client that accepts gzip.
     async fn compress(&self, mut response: Response) -> Response {
-        match response.swap_body(Body::Full(Vec::new())) {
+        let body = match response.swap_body(Body::Full(Vec::new())) {
+            // A constant worth compressing is copied into the buffer gzip reads.
+            Body::Static(bytes) if bytes.len() >= self.min_size => Body::Full(bytes.to_vec()),
+            body => body,
+        };
+        match body {
+            Body::Static(bytes) => {
+                response.swap_body(Body::Static(bytes));
+                response
+            }
             Body::Full(bytes) if bytes.len() < self.min_size => {
                 response.swap_body(Body::Full(bytes));
                 response

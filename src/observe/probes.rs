@@ -13,9 +13,9 @@ use crate::server::state::ServerState;
 /// Answers a built-in endpoint of a server with `routes`.
 pub(crate) fn answer(state: &ServerState, routes: &[Route], probe: Probe) -> Response {
     match probe {
-        Probe::Liveness => Response::text("ok"),
+        Probe::Liveness => Response::static_text("ok"),
         Probe::Readiness => match not_ready(state) {
-            None => Response::text("ready\n"),
+            None => Response::static_text("ready\n"),
             Some(reason) => Response::text(format!("not ready: {reason}\n"))
                 .with_status(503)
                 .with_header("Retry-After", "1"),

@@ -516,10 +516,10 @@ impl Router {
                 req.set_params(params);
                 Ok(id)
             }
-            Lookup::MethodNotAllowed(allow) => Err(Response::text("method not allowed\n")
+            Lookup::MethodNotAllowed(allow) => Err(Response::static_text("method not allowed\n")
                 .with_status(405)
                 .with_header("Allow", allow)),
-            Lookup::NotFound => Err(Response::text("not found\n").with_status(404)),
+            Lookup::NotFound => Err(Response::static_text("not found\n").with_status(404)),
         }
     }
 

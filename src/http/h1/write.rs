@@ -1,6 +1,8 @@
 //! Turning a [`Response`] into bytes on the wire: the status line, the headers the server owns
 //! (`Date`, `Content-Length` or `Transfer-Encoding`, `Connection`), and the body framing.
 
+use std::ops::Deref;
+
 use crate::http::h1::date;
 use crate::http::h1::grammar::{reason, status_line};
 use crate::response::{Body, Response, Stream};
@@ -31,13 +33,39 @@ pub(crate) enum OutBody {
     /// Nothing.
     Empty,
     /// These bytes, delimited by `Content-Length`.
-    Full(Vec<u8>),
+    Full(BodyBytes),
     /// Chunks from the channel, with chunked encoding.
     Chunked(Stream),
     /// Chunks from the channel, delimited by closing the connection (HTTP/1.0).
     UntilClose(Stream),
     /// Chunks from the channel, exactly the stream's length, delimited by `Content-Length`.
     Sized(Stream),
+}
+
+/// A whole body to write: owned, or a constant of the server's own code (see
+/// [`Body::Static`]).
+pub(crate) enum BodyBytes {
+    /// Bytes the response owned.
+    Owned(Vec<u8>),
+    /// A constant.
+    Static(&'static [u8]),
+}
+
+impl Deref for BodyBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            BodyBytes::Owned(bytes) => bytes,
+            BodyBytes::Static(bytes) => bytes,
+        }
+    }
+}
+
+impl<const N: usize> PartialEq<[u8; N]> for BodyBytes {
+    fn eq(&self, other: &[u8; N]) -> bool {
+        **self == other[..]
+    }
 }
 
 /// Bodies up to this size go out in the same write as the head; larger ones in a write of
@@ -200,6 +228,7 @@ pub(crate) fn prepare(response: Response, exchange: Exchange, shutting_down: boo
     // (see `Outgoing::into_first_write`).
     let joined = match &body {
         Body::Full(bytes) if bytes.len() <= COALESCE => bytes.len(),
+        Body::Static(bytes) if bytes.len() <= COALESCE => bytes.len(),
         _ => 0,
     };
     // Room for the status, date and framing lines and 64 bytes per header: a head with longer
@@ -218,7 +247,15 @@ pub(crate) fn prepare(response: Response, exchange: Exchange, shutting_down: boo
             if exchange.head_request || bytes.is_empty() {
                 OutBody::Empty
             } else {
-                OutBody::Full(bytes)
+                OutBody::Full(BodyBytes::Owned(bytes))
+            }
+        }
+        Body::Static(bytes) => {
+            push_content_length(&mut head, bytes.len() as u64);
+            if exchange.head_request || bytes.is_empty() {
+                OutBody::Empty
+            } else {
+                OutBody::Full(BodyBytes::Static(bytes))
             }
         }
         Body::Stream(stream) if stream.len.is_some() => {

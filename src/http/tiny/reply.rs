@@ -287,6 +287,7 @@ fn to_tiny(response: Response, close: bool, upgrading: bool) -> tiny_http::Respo
     let (status, headers, body) = write::sendable(response).into_parts();
     let body = match body {
         Body::Full(bytes) => bytes,
+        Body::Static(bytes) => bytes.to_vec(),
         Body::Stream(_) => Vec::new(),
     };
     let mut date = Vec::with_capacity(64);
