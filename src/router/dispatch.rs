@@ -23,8 +23,9 @@ use crate::server::state::ServerState;
 pub(crate) enum Routed {
     /// Route `id` answers; its parameters are set on the request.
     Route(usize),
-    /// Routing answers itself: 404, 405, or `OPTIONS *`.
-    Answer(Response),
+    /// Routing answers itself: 404, 405, or `OPTIONS *` (boxed: the rare case, and a
+    /// `Routed` travels with the request through the front ends' futures).
+    Answer(Box<Response>),
 }
 
 /// The router with each route's pool class resolved; lives on the loop.
@@ -97,7 +98,7 @@ impl Dispatcher {
     pub(crate) fn route(&self, req: &mut Request) -> Routed {
         match self.router.resolve(req) {
             Ok(id) => Routed::Route(id),
-            Err(response) => Routed::Answer(response),
+            Err(response) => Routed::Answer(Box::new(response)),
         }
     }
 
@@ -117,8 +118,7 @@ impl Dispatcher {
         let mut in_flight = self.state.requests().start();
         let (response, route_id, queued) = match routed {
             Routed::Answer(response) => {
-                let response =
-                    run_chain(&self.layers, req, Endpoint::Answer(Box::new(response))).await;
+                let response = run_chain(&self.layers, req, Endpoint::Answer(response)).await;
                 (response, None, Duration::ZERO)
             }
             Routed::Route(id) => {
