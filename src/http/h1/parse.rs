@@ -5,6 +5,7 @@
 //! fuzzed) without sockets. A [`Reject`] means: answer with its status, then close.
 
 use super::grammar::{is_host_byte, is_token, list_items, trim_ows};
+use crate::request::{HeaderFields, Spans};
 
 /// A request head that passed every check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,8 +16,8 @@ pub(crate) struct Head {
     pub(crate) target: String,
     /// `true` for HTTP/1.0.
     pub(crate) http10: bool,
-    /// Header fields as sent.
-    pub(crate) headers: Vec<(String, Vec<u8>)>,
+    /// Header fields as sent, pointing into the head's bytes.
+    pub(crate) headers: HeaderFields,
     /// How the body is delimited.
     pub(crate) body: BodyKind,
     /// Whether the client allows the connection to stay open after this request.
@@ -132,10 +133,18 @@ impl HeadReader {
         }
         match scan_head(buf, self.checked, max_head)? {
             Scan::Complete(end) => {
-                let head = parse_head(&buf[..end], max_headers)?;
-                buf.drain(..end);
+                // The head's bytes become the request's header storage: the buffer itself
+                // when it holds just the head (one request per read, the common case), so
+                // neither a copy nor an allocation is spent on them.
+                let bytes = if end == buf.len() {
+                    std::mem::take(buf)
+                } else {
+                    let bytes = buf[..end].to_vec();
+                    buf.drain(..end);
+                    bytes
+                };
                 self.checked = 0;
-                Ok(Some(head))
+                parse_head(bytes, max_headers).map(Some)
             }
             Scan::Incomplete(upto) => {
                 // Refuse at once what cannot become a request line (a TLS handshake, binary
@@ -164,15 +173,20 @@ fn too_large(buf: &[u8], max_head: usize) -> Reject {
     }
 }
 
-/// Parses a complete head (as found by [`scan_head`]) and applies the framing rules.
+/// Parses a complete head (as found by [`scan_head`]) and applies the framing rules; the
+/// head's fields keep `bytes`.
 ///
 /// Four steps: the syntax (`httparse`), the request line, each header field, then the rules
 /// that look at the fields together (framing, Host, keep-alive).
 ///
 /// # Errors
 ///
-/// A [`Reject`] for anything malformed, ambiguous or unsupported; see the module docs.
-pub(crate) fn parse_head(bytes: &[u8], max_headers: usize) -> Result<Head, Reject> {
+/// A [`Reject`] for anything malformed, ambiguous or unsupported; see the module docs. A head
+/// of 4 GiB or more (only possible with a head limit that high) is refused with 431.
+pub(crate) fn parse_head(bytes: Vec<u8>, max_headers: usize) -> Result<Head, Reject> {
+    if u32::try_from(bytes.len()).is_err() {
+        return Err(reject(431, "request header fields too large"));
+    }
     let mut storage;
     let mut small = [httparse::EMPTY_HEADER; 100];
     let slots: &mut [httparse::Header<'_>] = if max_headers <= small.len() {
@@ -182,15 +196,24 @@ pub(crate) fn parse_head(bytes: &[u8], max_headers: usize) -> Result<Head, Rejec
         &mut storage
     };
     let mut req = httparse::Request::new(slots);
-    parse_syntax(&mut req, bytes)?;
+    parse_syntax(&mut req, &bytes)?;
     let method = req.method.unwrap_or_default();
     let http10 = req.version == Some(0);
     let target = request_target(method, req.path.unwrap_or_default())?;
     let mut fields = Fields::default();
+    let base = bytes.as_ptr() as usize;
     for header in req.headers.iter() {
         fields.add(header.name, header.value, http10)?;
+        // Where httparse found the field in `bytes`.
+        let name = header.name.as_ptr() as usize - base;
+        let value = header.value.as_ptr() as usize - base;
+        fields.spans.push(
+            name..name + header.name.len(),
+            value..value + header.value.len(),
+        );
     }
-    fields.into_head(method, target, http10)
+    let method = crate::request::method_name(method);
+    fields.into_head(method, target, http10, bytes)
 }
 
 /// Runs `httparse` over a complete head, mapping its errors to rejections.
@@ -230,8 +253,8 @@ fn request_target(method: &str, target: &str) -> Result<String, Reject> {
 /// What the header fields of one head say, gathered field by field.
 #[derive(Debug, Default)]
 struct Fields {
-    /// The fields as sent.
-    headers: Vec<(String, Vec<u8>)>,
+    /// Where the fields are in the head's bytes.
+    spans: Spans,
     /// The Content-Length, once all its fields agree.
     content_length: Option<u64>,
     /// Whether a Transfer-Encoding field was present.
@@ -281,7 +304,6 @@ impl Fields {
                 return Err(reject(417, "unsupported expectation"));
             }
         }
-        self.headers.push((name.to_string(), value.to_vec()));
         Ok(())
     }
 
@@ -303,7 +325,13 @@ impl Fields {
     }
 
     /// Applies the rules that look at all fields together and builds the [`Head`].
-    fn into_head(self, method: &str, target: String, http10: bool) -> Result<Head, Reject> {
+    fn into_head(
+        self,
+        method: std::borrow::Cow<'static, str>,
+        target: String,
+        http10: bool,
+        bytes: Vec<u8>,
+    ) -> Result<Head, Reject> {
         // Without a final chunked coding the body length cannot be known: 400 and close
         // (RFC 9112 §6.3). With one, other codings are only unsupported: 501.
         if self.saw_te && !self.chunked {
@@ -332,10 +360,10 @@ impl Fields {
             (false, Some(n)) => BodyKind::Length(n),
         };
         Ok(Head {
-            method: crate::request::method_name(method),
+            method,
             target,
             http10,
-            headers: self.headers,
+            headers: HeaderFields::from_head(bytes, self.spans),
             body,
             keep_alive: !self.close && (!http10 || self.keep_alive_token),
             expect_continue: self.expect_continue && body != BodyKind::Empty,
@@ -436,7 +464,7 @@ mod tests {
     fn head(raw: &str) -> Result<Head, Reject> {
         let bytes = raw.as_bytes();
         match scan_head(bytes, 0, 16 * 1024)? {
-            Scan::Complete(end) => parse_head(&bytes[..end], 100),
+            Scan::Complete(end) => parse_head(bytes[..end].to_vec(), 100),
             Scan::Incomplete(_) => panic!("incomplete: {raw:?}"),
         }
     }

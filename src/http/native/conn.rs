@@ -672,7 +672,7 @@ fn begin(head: Head, peer: Option<SocketAddr>) -> (Request, Framing) {
             keep_alive: head.keep_alive,
         },
     };
-    let req = Request::new(head.method, head.target, head.http10, head.headers, peer);
+    let req = Request::with_fields(head.method, head.target, head.http10, head.headers, peer);
     (req, framing)
 }
 
