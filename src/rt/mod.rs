@@ -29,6 +29,8 @@ mod timer;
 pub(crate) use driver::{block_on, prepare, with_reactor};
 #[cfg(target_os = "linux")]
 pub(crate) use net::{TcpListener, TcpStream};
+#[cfg(target_os = "linux")]
+pub(crate) use reactor::dispatch_time;
 pub(crate) use signal::Signal;
 #[cfg(target_os = "linux")]
 pub(crate) use timer::Sleep;
@@ -37,6 +39,12 @@ pub(crate) use timer::Sleep;
 mod fallback;
 #[cfg(not(target_os = "linux"))]
 pub(crate) use fallback::{block_on, prepare, with_reactor, Sleep, TcpListener, TcpStream};
+
+/// Returns when the loop woke for the events it is dispatching now: never known here.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn dispatch_time() -> Option<Instant> {
+    None
+}
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
