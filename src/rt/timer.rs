@@ -240,7 +240,11 @@ impl Future for Sleep {
             }
             _ => {}
         }
-        if Instant::now() >= this.deadline {
+        // A new sleep is registered without looking at the clock: its deadline was almost
+        // always just computed from it (a read's timeout, about 45 instructions per request
+        // to learn it has not passed). One already due fires on the loop's next turn, when
+        // the reactor fires due timers (the wait's timeout is then zero).
+        if !matches!(this.state, State::New) && Instant::now() >= this.deadline {
             this.deregister();
             return Poll::Ready(());
         }
