@@ -36,7 +36,7 @@ use crate::http::h1::parse::{self, BodyKind, Head, HeadReader, Reject};
 use crate::http::h1::write::{self, Exchange, OutBody};
 use crate::request::Request;
 use crate::router::{Dispatcher, Routed};
-use crate::rt::{timeout, Sleep, TcpStream};
+use crate::rt::{timeout, timeout_on, Sleep, TcpStream};
 use crate::server::state::{BodyMemory, ConnGuard, ServerState, BODY_MEMORY_FULL};
 #[cfg(feature = "websocket")]
 use crate::websocket::WebSocket;
@@ -96,6 +96,8 @@ struct Conn {
     buf: Vec<u8>,
     /// `503`s answered in a row on this connection.
     shed_streak: u32,
+    /// The idle (keep-alive or first-head) deadline: one sleep, moved for each wait.
+    idle: Sleep,
     /// Keeps the connection counted against the cap while it lives.
     _open: ConnGuard,
 }
@@ -119,6 +121,7 @@ pub(crate) fn serve(
         peer,
         buf: Vec::new(),
         shed_streak: 0,
+        idle: Sleep::never(),
         _open: open,
     };
     async move {
@@ -223,10 +226,15 @@ impl Conn {
             return Err(Stop::Quiet);
         }
         let stopping = self.state.stopped();
-        let read = read_into(&self.stream, &mut self.buf, READ_CHUNK, || {
-            Instant::now() + idle_limit
-        });
-        let outcome = async { Some(read.await) }
+        let (stream, buf, idle) = (&self.stream, &mut self.buf, &mut self.idle);
+        let read = async {
+            let read = pin!(read_some(stream, buf, READ_CHUNK));
+            // A timeout or a failed read closes alike.
+            timeout_on(idle, || Instant::now() + idle_limit, read)
+                .await
+                .and_then(Result::ok)
+        };
+        let outcome = read
             .or(async move {
                 stopping.await;
                 if !close_idle {
@@ -236,7 +244,7 @@ impl Conn {
             })
             .await;
         match outcome {
-            Some(Ok(n)) if n > 0 => Ok(()),
+            Some(n) if n > 0 => Ok(()),
             _ => Err(Stop::Quiet),
         }
     }
