@@ -131,23 +131,29 @@ impl fmt::Debug for RequestBuilder {
 /// Changing a request, for layers that pass a different request on than they received.
 impl Request {
     /// Sets header `name` to `value`, replacing every field of that name (case-insensitive).
+    ///
+    /// # Panics
+    ///
+    /// If the request's header bytes would pass 4 GiB.
     pub fn insert_header(&mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) {
         let name = name.into();
-        self.remove_header(&name);
-        self.headers_mut().push((name, value.into()));
+        let headers = self.headers_mut();
+        headers.remove(&name);
+        headers.push(&name, &value.into());
     }
 
     /// Adds a header field, keeping those already there.
+    ///
+    /// # Panics
+    ///
+    /// If the request's header bytes would pass 4 GiB.
     pub fn append_header(&mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) {
-        self.headers_mut().push((name.into(), value.into()));
+        self.headers_mut().push(&name.into(), &value.into());
     }
 
     /// Removes every field named `name` (case-insensitive); `true` if there was one.
     pub fn remove_header(&mut self, name: &str) -> bool {
-        let headers = self.headers_mut();
-        let before = headers.len();
-        headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        headers.len() != before
+        self.headers_mut().remove(name)
     }
 
     /// Replaces the body.

@@ -207,11 +207,10 @@ impl Monitor {
     }
 
     /// Marks the start of a task poll and wakes the watchdog if it sleeps.
-    fn poll_begin(&self, now: Instant) -> u64 {
+    fn poll_begin(&self, now_nanos: u64) -> u64 {
         let generation = self.polls.fetch_add(1, Ordering::AcqRel) + 1;
         self.route.store(0, Ordering::Relaxed);
-        self.poll_start
-            .store(nanos_since(self.epoch, now), Ordering::Release);
+        self.poll_start.store(now_nanos, Ordering::Release);
         if !self.armed.load(Ordering::Relaxed) {
             self.armed.store(true, Ordering::Relaxed);
             if let Some(thread) = self.watchdog.get() {
@@ -248,9 +247,8 @@ impl Monitor {
         }
     }
 
-    /// Records how long a woken task waited for the loop.
-    fn record_lag(&self, woken_at: u64, now: Instant) {
-        let now = nanos_since(self.epoch, now);
+    /// Records how long a woken task waited for the loop (`now` in nanoseconds, as `woken_at`).
+    fn record_lag(&self, woken_at: u64, now: u64) {
         let lag = now.saturating_sub(woken_at);
         self.lag.observe(Duration::from_nanos(lag));
         self.recent_lag.record(now, lag);
@@ -429,11 +427,13 @@ impl<F: Future> Future for Instrumented<F> {
             this.waker = Some((lag_waker, waker));
         }
         let (lag_waker, waker) = this.waker.as_ref().expect("waker set above");
+        // One conversion for both uses.
+        let now_nanos = nanos_since(this.monitor.epoch, now);
         let woken_at = lag_waker.woken_at.swap(0, Ordering::AcqRel);
         if woken_at != 0 {
-            this.monitor.record_lag(woken_at, now);
+            this.monitor.record_lag(woken_at, now_nanos);
         }
-        let generation = this.monitor.poll_begin(now);
+        let generation = this.monitor.poll_begin(now_nanos);
         let mut context = Context::from_waker(waker);
         let result = this.inner.as_mut().poll(&mut context);
         this.monitor.poll_end(generation, now);
@@ -457,7 +457,9 @@ impl Wake for LagWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        let now = nanos_since(self.epoch, Instant::now());
+        // Woken by the loop's reactor (the common case), the time it saw the events will do.
+        let now = crate::rt::dispatch_time().unwrap_or_else(Instant::now);
+        let now = nanos_since(self.epoch, now);
         let _ = self
             .woken_at
             .compare_exchange(0, now, Ordering::AcqRel, Ordering::Relaxed);

@@ -140,6 +140,11 @@ impl Sleep {
     pub(crate) fn never() -> Sleep {
         Sleep(Timer::never())
     }
+
+    /// Moves the deadline, for a sleep that serves wait after wait.
+    pub(crate) fn reset(&mut self, deadline: Instant) {
+        self.0.set_at(deadline);
+    }
 }
 
 impl Future for Sleep {

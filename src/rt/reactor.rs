@@ -43,6 +43,16 @@ static NEXT_THREAD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64:
 thread_local! {
     /// This thread's reactor, created on first use.
     static CURRENT: Rc<Reactor> = Rc::new(Reactor::new().expect("cannot create an epoll instance"));
+
+    /// When the events being dispatched on this thread arrived; `None` outside a dispatch.
+    static DISPATCHED_AT: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Returns when the loop woke for the events it is dispatching now, if this thread is
+/// dispatching: a waker called from a dispatch can take this reading instead of its own
+/// (a clock read and a conversion, about 45 instructions per woken task).
+pub(crate) fn dispatch_time() -> Option<Instant> {
+    DISPATCHED_AT.with(Cell::get)
 }
 
 /// One thread's epoll instance, its registered sources and its timers.
@@ -227,12 +237,16 @@ impl Reactor {
 
     /// Wakes the tasks that the last [`Reactor::wait`]'s events concern, then the sleeps due.
     pub(crate) fn dispatch_events(&self) {
+        // One reading for the whole dispatch: the time the events are seen.
+        let now = Instant::now();
+        DISPATCHED_AT.with(|at| at.set(Some(now)));
         let mut events = self.events.borrow_mut();
         for event in events.drain(..) {
             self.dispatch(event.data.u64(), event.flags);
         }
         drop(events);
-        self.fire_timers(Instant::now());
+        self.fire_timers(now);
+        DISPATCHED_AT.with(|at| at.set(None));
     }
 
     /// Records the readiness one event reports and wakes the tasks waiting for it.

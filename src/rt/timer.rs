@@ -2,10 +2,12 @@
 //!
 //! Setting a sleep costs a heap push and no system call (async-io inserts each `Timer` into a
 //! locked map and writes its eventfd; polling re-arms a timerfd on every wait with a timeout).
-//! Most of the loop's sleeps are cancelled before they fire (the keep-alive and head deadlines
-//! of a request that arrives in time), so cancelling is lazy: the slot is freed at once and its
-//! heap entry skipped when it comes up, and the heap is rebuilt when stale entries outnumber
-//! live ones, which keeps its memory bounded by the live sleeps.
+//! Many of the loop's sleeps are cancelled before they fire (a head or body deadline met in
+//! time), so cancelling is lazy: the slot is freed at once and its heap entry skipped when it
+//! comes up, and the heap is rebuilt when stale entries outnumber live ones, which keeps its
+//! memory bounded by the live sleeps. A connection's idle deadline is one sleep moved later
+//! with [`Sleep::reset`] for each keep-alive wait, which touches the heap only when the old
+//! deadline comes up.
 //!
 //! A sleep registers only when first polled, so `timeout(deadline, op)` around an operation
 //! that completes at once never touches the heap.
@@ -64,16 +66,31 @@ impl Timers {
         (index, slot.generation)
     }
 
-    /// Replaces the waker of a registered sleep if it would wake another task.
-    pub(crate) fn set_waker(&mut self, index: u32, generation: u32, waker: &Waker) {
-        if let Some(slot) = self.slots.get_mut(index as usize) {
-            if slot.generation == generation {
-                match &slot.waker {
-                    Some(old) if old.will_wake(waker) => {}
-                    _ => slot.waker = Some(waker.clone()),
-                }
-            }
+    /// Replaces the waker of a registered sleep if it would wake another task, and queues it
+    /// again at `at` if its heap entry has fired; `true` if it was queued again.
+    pub(crate) fn rearm(
+        &mut self,
+        index: u32,
+        generation: u32,
+        at: Instant,
+        waker: &Waker,
+    ) -> bool {
+        let Some(slot) = self.slots.get_mut(index as usize) else {
+            return false;
+        };
+        if slot.generation != generation {
+            return false;
         }
+        match &slot.waker {
+            Some(old) if old.will_wake(waker) => {}
+            _ => slot.waker = Some(waker.clone()),
+        }
+        if slot.queued {
+            return false;
+        }
+        slot.queued = true;
+        self.heap.push(Reverse((at, index, generation)));
+        true
     }
 
     /// Cancels a sleep; its heap entry, if still queued, is skipped later.
@@ -176,6 +193,9 @@ enum State {
         index: u32,
         /// The slot's generation.
         generation: u32,
+        /// The deadline of the slot's heap entry (earlier than `deadline` after a
+        /// [`Sleep::reset`] to a later one).
+        at: Instant,
     },
     /// On async-io's reactor (no loop of ours on this thread).
     Foreign(async_io::Timer),
@@ -207,12 +227,31 @@ impl Sleep {
         }
     }
 
+    /// Moves the deadline, for a sleep that serves wait after wait (a connection's idle
+    /// timer).
+    ///
+    /// A later deadline than the registered one costs no heap operation: the entry fires at
+    /// the old deadline, and the woken sleep enters the heap again for the new one. One sleep
+    /// per wait cost a heap push and, once cancelled, a pop from a heap of thousands of stale
+    /// keep-alive deadlines: about 500 instructions per keep-alive request.
+    pub(crate) fn reset(&mut self, deadline: Instant) {
+        match self.state {
+            State::Local { at, .. } if deadline >= at => {}
+            _ => {
+                self.deregister();
+                self.state = State::New;
+            }
+        }
+        self.deadline = deadline;
+    }
+
     /// Frees the heap slot, if any.
     fn deregister(&mut self) {
         if let State::Local {
             thread,
             index,
             generation,
+            ..
         } = self.state
         {
             // `try_with`: a sleep dropped while the thread's locals are torn down has no heap
@@ -240,7 +279,11 @@ impl Future for Sleep {
             }
             _ => {}
         }
-        if Instant::now() >= this.deadline {
+        // A new sleep is registered without looking at the clock: its deadline was almost
+        // always just computed from it (a read's timeout, about 45 instructions per request
+        // to learn it has not passed). One already due fires on the loop's next turn, when
+        // the reactor fires due timers (the wait's timeout is then zero).
+        if !matches!(this.state, State::New) && Instant::now() >= this.deadline {
             this.deregister();
             return Poll::Ready(());
         }
@@ -259,6 +302,7 @@ impl Future for Sleep {
                         thread: reactor.thread_id(),
                         index,
                         generation,
+                        at: this.deadline,
                     })
                 });
                 match registered {
@@ -275,12 +319,24 @@ impl Future for Sleep {
                 thread,
                 index,
                 generation,
+                ..
             } => Reactor::with(|reactor| {
                 if reactor.thread_id() == thread {
-                    reactor
-                        .timers
-                        .borrow_mut()
-                        .set_waker(index, generation, cx.waker());
+                    let deadline = this.deadline;
+                    let requeued =
+                        reactor
+                            .timers
+                            .borrow_mut()
+                            .rearm(index, generation, deadline, cx.waker());
+                    if requeued {
+                        reactor.deadline_added(deadline);
+                        this.state = State::Local {
+                            thread,
+                            index,
+                            generation,
+                            at: deadline,
+                        };
+                    }
                 } else {
                     // Moved to another thread: fall back to async-io from here on.
                     this.state = State::Foreign(async_io::Timer::at(this.deadline));
@@ -365,6 +421,25 @@ mod tests {
     }
 
     /// Compile-time check: a sleep can live in `Send` futures (the pool's `Task`).
+    #[test]
+    fn a_sleep_moved_later_waits_for_the_new_deadline_with_one_heap_entry() {
+        crate::rt::block_on(async {
+            let reactor = Reactor::current();
+            let before = reactor.timers.borrow().heap_len();
+            let start = Instant::now();
+            let mut sleep = Sleep::until(start + Duration::from_millis(5));
+            assert!(futures_lite::future::poll_once(&mut sleep).await.is_none());
+            sleep.reset(start + Duration::from_millis(30));
+            assert!(futures_lite::future::poll_once(&mut sleep).await.is_none());
+            assert_eq!(reactor.timers.borrow().heap_len(), before + 1);
+            (&mut sleep).await;
+            assert!(Instant::now() >= start + Duration::from_millis(30));
+            // Moved earlier, or after it fired, it registers anew.
+            sleep.reset(Instant::now() + Duration::from_millis(1));
+            (&mut sleep).await;
+        });
+    }
+
     fn _assert_send<T: Send>() {}
     const _: fn() = _assert_send::<Sleep>;
 

@@ -73,12 +73,7 @@ pub(crate) async fn accept_loop(
                     let Ok(stream) = rt::TcpStream::new(stream) else {
                         continue;
                     };
-                    let conn_state = state.clone();
-                    let dispatcher = dispatcher.clone();
-                    let serve = async move {
-                        conn::serve(conn_state, dispatcher, stream, peer).await;
-                        drop(guard);
-                    };
+                    let serve = conn::serve(state.clone(), dispatcher.clone(), stream, peer, guard);
                     let Some(task) = state.spawn(serve) else {
                         // The server has stopped.
                         return;

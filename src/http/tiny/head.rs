@@ -47,7 +47,7 @@ pub(super) fn check(
         Scan::Complete(end) if end == bytes.len() => {}
         _ => return Err(parse::reject(400, "malformed request head")),
     }
-    let head = parse::parse_head(&bytes, limits.max_headers)?;
+    let head = parse::parse_head(bytes, limits.max_headers)?;
 
     // Only let a request through if tiny_http frames its body exactly as the rules above do;
     // anything else would let the two disagree about where the next request starts.
@@ -80,9 +80,9 @@ pub(super) fn check(
             keep_alive: head.keep_alive,
         },
     };
-    let request = Request::new(
-        head.method.clone(),
-        &head.target,
+    let request = Request::with_fields(
+        head.method,
+        head.target,
         head.http10,
         head.headers,
         raw.remote_addr().copied(),
