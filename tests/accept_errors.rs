@@ -11,6 +11,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use rustix::net::{AddressFamily, SocketType};
 use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 use steadyloop::Router;
 
@@ -65,6 +66,10 @@ fn accept_loop_survives_descriptor_exhaustion() {
     let server = common::start(|| Router::new().get("/hello", |_req| async { "hello" }));
     let addr = server.local_addr();
 
+    // The client's socket is made first, so connecting needs no new descriptor: another thread
+    // (the monitor reading /proc, the test harness) may take any descriptor freed later.
+    let socket = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+
     // Lower the descriptor limit to a little above what is in use, then use up the rest.
     let original = getrlimit(Resource::Nofile);
     let in_use = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
@@ -80,9 +85,15 @@ fn accept_loop_survives_descriptor_exhaustion() {
     while let Ok(file) = File::open("/dev/null") {
         filler.push(file);
     }
-    // Free exactly one descriptor: the client's socket takes it, so the server's accept fails.
-    filler.pop();
-    let mut client = common::connect(addr);
+    // Every descriptor is in use: the client's connection is queued, the server's accept fails.
+    rustix::net::connect(&socket, &addr).unwrap();
+    let mut client = std::net::TcpStream::from(socket);
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    client
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let message = wait_for_log(&logs, "accept failed");
     assert!(message.contains("backing off"), "{message}");
 
