@@ -527,8 +527,18 @@ fn nginx_restarts_of_both_instances_lose_nothing() {
     });
     let (logged, retried) = nginx.logged();
     eprintln!("nginx: {logged} requests logged, {retried} sent to a second upstream after a failed connect");
-    let errors = nginx.upstream_errors();
+    // The one window left without socket activation (deploy/README.md): a connection the
+    // kernel queued between the final accept and the listener's close is reset with nginx's
+    // request already sent. At most one such reset per stop is tolerated, and only because
+    // nginx passed the request on: `assert_lossless` still fails the test if a client saw it
+    // (a POST caught there becomes a 502). Any other upstream error fails it.
+    let (resets, errors): (Vec<String>, Vec<String>) = nginx
+        .upstream_errors()
+        .into_iter()
+        .partition(|line| line.contains("Connection reset by peer) while reading response header"));
+    eprintln!("nginx: resets of queued connections at a listener's close: {resets:?}");
     assert!(errors.is_empty(), "nginx upstream errors: {errors:?}");
+    assert!(resets.len() <= 2, "more resets than stops: {resets:?}");
     assert_lossless("nginx, both instances restarted", &tally);
 }
 
