@@ -123,7 +123,13 @@ pub(crate) fn frame_chunk(frame: &mut Vec<u8>, chunk: &[u8], chunked: bool) {
 /// By hand rather than with `write!`: the status and `Content-Length` of every response went
 /// through `std::io::Write::write_fmt`, about 870 instructions per request of the demo's
 /// `GET /healthz` (this costs about 30).
-pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+pub(crate) fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    let (digits, at) = decimal(n);
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// `n`'s decimal digits, right-aligned: they are `digits[at..]`.
+fn decimal(mut n: u64) -> ([u8; 20], usize) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     loop {
@@ -131,28 +137,18 @@ pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
         digits[at] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
-            break;
+            return (digits, at);
         }
     }
-    out.extend_from_slice(&digits[at..]);
 }
 
 /// Appends the `Content-Length: n\r\n` line, built on the stack and copied once.
-fn push_content_length(out: &mut Vec<u8>, mut n: u64) {
+fn push_content_length(out: &mut Vec<u8>, n: u64) {
     const PREFIX: &[u8] = b"Content-Length: ";
     // The prefix, up to 20 digits and CRLF.
     let mut line = [0u8; 16 + 20 + 2];
     line[..PREFIX.len()].copy_from_slice(PREFIX);
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
+    let (digits, at) = decimal(n);
     let count = digits.len() - at;
     let end = PREFIX.len() + count;
     line[PREFIX.len()..end].copy_from_slice(&digits[at..]);
