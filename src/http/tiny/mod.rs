@@ -241,20 +241,22 @@ async fn handle(
     // An answer given before the body is read goes through tiny_http, which drains the body.
     let has_body = framing.body != BodyKind::Empty;
     let state = &state;
+    let send = |raw: Raw, response: Response| {
+        let stall = state.config().write_timeout;
+        reply::respond(
+            raw,
+            response,
+            framing,
+            state.is_draining(),
+            state.stopping_signal(),
+            stall,
+        )
+    };
     let early = |raw: Raw, response: Response| async move {
         if has_body {
             reply::refuse(raw, response).await;
         } else {
-            let stall = state.config().write_timeout;
-            reply::respond(
-                raw,
-                response,
-                framing,
-                state.is_draining(),
-                state.stopping_signal(),
-                stall,
-            )
-            .await;
+            send(raw, response).await;
         }
     };
     let route_id = match dispatcher.route(&mut req) {
@@ -299,16 +301,7 @@ async fn handle(
     };
     req.set_body(body);
     let response = dispatcher.answer(req, Routed::Route(route_id)).await;
-    let stall = state.config().write_timeout;
-    reply::respond(
-        raw,
-        response,
-        framing,
-        state.is_draining(),
-        state.stopping_signal(),
-        stall,
-    )
-    .await;
+    send(raw, response).await;
 }
 
 /// The 413 answer for a body over the route's limit.
