@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{mpsc, Arc, Barrier, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use steadyloop::{offload, Frontend, Router, ServerBuilder, ServerHandle};
 
@@ -66,6 +66,18 @@ macro_rules! frontend_tests {
             )*
         }
     };
+}
+
+/// Shuts `server` down gracefully and asserts it took under 5 s, far below the drain deadline:
+/// nothing left open (an event stream, a WebSocket session, a task) may hold the drain.
+pub fn shut_down_promptly(server: ServerHandle) {
+    let start = Instant::now();
+    server.shutdown().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "shutdown took {:?}",
+        start.elapsed()
+    );
 }
 
 /// Starts a server with default settings; it stops when the handle drops.
