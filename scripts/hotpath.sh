@@ -22,6 +22,7 @@
 #   cargo build --release --manifest-path bench/anchors/axum/Cargo.toml
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 
 runs=3
 secs=5
@@ -62,21 +63,6 @@ server_cmd() {
         axum-2w) echo "$anchor --addr 127.0.0.1:$2 --workers 2" ;;
         axum-ct) echo "$anchor --addr 127.0.0.1:$2 --current-thread" ;;
     esac
-}
-
-# Waits until something accepts connections on port $1.
-wait_port() {
-    for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.05
-    done
-    echo "server on port $1 did not start" >&2
-    return 1
-}
-
-# Prints the user and system CPU ticks of process $1 (all its threads).
-cpu_ticks() {
-    awk '{print $14, $15}' "/proc/$1/stat"
 }
 
 # Runs one measurement of server $1; appends "name run reqs rps syscalls us_per_req user_us

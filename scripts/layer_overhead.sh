@@ -10,6 +10,7 @@
 # Needs wrk, valgrind and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 rounds=${1:-7}
 secs=${2:-4}
 requests=${3:-5000}
@@ -18,35 +19,7 @@ bin=target/release/layer_server
 cargo build --release --quiet -p steadyloop-bench --bin layer_server
 ticks=$(getconf CLK_TCK)
 
-wait_port() {
-    for _ in $(seq 1 100); do
-        python3 -c "import socket; socket.create_connection(('127.0.0.1', $port))" 2>/dev/null && return
-        sleep 0.1
-    done
-    echo "server did not start" >&2; exit 1
-}
-# utime and stime of process $1, in clock ticks.
-cpu_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
 
-# A keep-alive client that sends $1 requests one after another and reads each answer.
-client() {
-    python3 - "$port" "$1" <<'PY'
-import socket, sys
-port, n = int(sys.argv[1]), int(sys.argv[2])
-s = socket.create_connection(("127.0.0.1", port))
-buf = b""
-for _ in range(n):
-    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-    while True:
-        end = buf.find(b"\r\n\r\n")
-        if end >= 0:
-            length = int(buf[:end].lower().split(b"content-length:")[1].split(b"\r\n")[0])
-            if len(buf) >= end + 4 + length:
-                buf = buf[end + 4 + length:]
-                break
-        buf += s.recv(65536)
-PY
-}
 
 echo "## Instructions per GET /healthz (callgrind, $requests requests after 100 warm-up ones)"
 echo
@@ -58,9 +31,9 @@ for layer in on off; do
     valgrind --tool=callgrind --callgrind-out-file=/dev/null \
         "$bin" --addr 127.0.0.1:$port --request-id $layer >/dev/null 2>"$vg" &
     pid=$!
-    wait_port
-    client 100
-    client "$requests"
+    wait_port $port
+    healthz_client $port 100
+    healthz_client $port "$requests"
     kill -INT $pid; wait $pid || true
     total=$(grep -o 'Collected : [0-9]*' "$vg" | awk '{print $3}')
     rm -f "$vg"
@@ -80,7 +53,7 @@ for round in $(seq 1 "$rounds"); do
     for layer in on off; do
         taskset -c 0 "$bin" --addr 127.0.0.1:$port --request-id $layer >/dev/null 2>&1 &
         pid=$!
-        wait_port
+        wait_port $port
         # Warm-up, then the measured run.
         taskset -c 1 wrk -t1 -c32 -d1s "http://127.0.0.1:$port/healthz" >/dev/null
         read -r user0 sys0 < <(cpu_ticks $pid)

@@ -9,38 +9,13 @@
 # Needs valgrind, wrk, strace and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 requests=${1:-5000}
 rounds=${2:-5}
 port=18190
 bin=target/release/steadyloop
 cargo build --release --quiet --bin steadyloop
 
-# A keep-alive client that sends REQUESTS requests one after another and reads each answer.
-client() {
-    python3 - "$port" "$1" <<'PY'
-import socket, sys
-port, n = int(sys.argv[1]), int(sys.argv[2])
-s = socket.create_connection(("127.0.0.1", port))
-buf = b""
-for _ in range(n):
-    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-    while True:
-        end = buf.find(b"\r\n\r\n")
-        if end >= 0:
-            length = int(buf[:end].lower().split(b"content-length:")[1].split(b"\r\n")[0])
-            if len(buf) >= end + 4 + length:
-                buf = buf[end + 4 + length:]
-                break
-        buf += s.recv(65536)
-PY
-}
-wait_port() {
-    for _ in $(seq 1 100); do
-        python3 -c "import socket; socket.create_connection(('127.0.0.1', $port))" 2>/dev/null && return
-        sleep 0.1
-    done
-    echo "server did not start" >&2; exit 1
-}
 
 echo "## Instructions per request (callgrind, $requests requests, after 100 warm-up ones)"
 echo
@@ -50,9 +25,9 @@ for monitor in true false; do
     STEADYLOOP_LOG=off valgrind --tool=callgrind --callgrind-out-file=/dev/null \
         "$bin" --addr 127.0.0.1:$port --loop-monitor $monitor >/dev/null 2>/tmp/monitor-vg.$$ &
     pid=$!
-    wait_port
-    client 100
-    client "$requests"
+    wait_port $port
+    healthz_client $port 100
+    healthz_client $port "$requests"
     kill -INT $pid; wait $pid || true
     total=$(grep -o 'Collected : [0-9]*' /tmp/monitor-vg.$$ | awk '{print $3}')
     echo "| $monitor | $total | $((total / (requests + 100))) |"
@@ -69,7 +44,7 @@ for round in $(seq 1 "$rounds"); do
     for monitor in true false; do
         STEADYLOOP_LOG=off taskset -c 0 "$bin" --addr 127.0.0.1:$port --loop-monitor $monitor >/dev/null 2>&1 &
         pid=$!
-        wait_port
+        wait_port $port
         rps=$(taskset -c 1 wrk -t1 -c32 -d4s "http://127.0.0.1:$port/healthz" | awk '/Requests\/sec/ {print $2}')
         kill $pid; wait $pid 2>/dev/null || true
         row="$row | $rps"
@@ -82,8 +57,8 @@ echo "## System calls of an idle server over 3 s (all threads, after one request
 echo
 STEADYLOOP_LOG=off "$bin" --addr 127.0.0.1:$port >/dev/null 2>&1 &
 pid=$!
-wait_port
-client 1
+wait_port $port
+healthz_client $port 1
 sleep 1.5
 timeout 3 strace -f -p $pid -o /tmp/monitor-idle.$$ 2>/dev/null || true
 kill $pid; wait $pid 2>/dev/null || true

@@ -17,6 +17,7 @@
 # Needs wrk (apt-get install wrk). Client and server share the machine's cores, unpinned.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 
 runs=3
 probe_secs=8
@@ -46,16 +47,6 @@ if [ -z "$bin" ]; then
     cargo build --release --quiet --bin steadyloop
     bin="$target/release/steadyloop"
 fi
-
-# Waits until something accepts connections on port $1.
-wait_port() {
-    for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.05
-    done
-    echo "server on port $1 did not start" >&2
-    return 1
-}
 
 # Prints wrk's percentile $1 (e.g. 99%) from file $2, in ms.
 pct_ms() {
