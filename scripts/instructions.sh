@@ -7,7 +7,8 @@
 # The demo is built with symbols into its own target dir, started under callgrind, warmed up
 # with `wrk -t1 -c32 -d2s`; the counters are zeroed and `wrk -t1 -c32 -d6s` runs (32 connections,
 # so the loop batches readiness as it does under real load); the instructions counted during
-# that run are divided by the requests wrk completed. With --top N the N costliest functions
+# that run are divided by the requests wrk completed, and so are the calls into libc's malloc
+# (allocations per request). With --top N the N costliest functions
 # of the measured run (self cost, per request) follow.
 #
 # Usage: scripts/instructions.sh [--top N] [--path PATH] [--bin PATH] [--keep FILE]
@@ -18,6 +19,7 @@
 # Needs valgrind (callgrind, callgrind_control, callgrind_annotate) and wrk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 
 top=0
 path=/healthz
@@ -46,10 +48,7 @@ trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 STEADYLOOP_LOG=off valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" \
     "$bin" --addr 127.0.0.1:$port >/dev/null 2>"$work/vg.log" &
 pid=$!
-for _ in $(seq 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-    sleep 0.1
-done
+wait_port $port 300
 wrk -t1 -c32 -d2s "http://127.0.0.1:$port$path" >/dev/null
 callgrind_control -z $pid >/dev/null 2>&1
 out=$(wrk -t1 -c32 -d6s "http://127.0.0.1:$port$path")
@@ -61,7 +60,23 @@ requests=$(echo "$out" | awk '/requests in/ {print $1}')
 dump="$work/cg.out.1"
 total=$(awk '/^(summary|totals):/ {print $2; exit}' "$dump")
 [ -z "$keep" ] || cp "$dump" "$keep"
-echo "GET $path: $requests requests, $total instructions: $((total / requests)) per request"
+# Allocations: calls into libc's malloc (callgrind's call counts, summed over its callers).
+mallocs=$(python3 - "$dump" <<'PY'
+import re, sys
+names, target, calls = {}, None, 0
+for line in open(sys.argv[1], errors="replace"):
+    m = re.match(r"c?fn=\((\d+)\)(?: (.*))?", line)
+    if m:
+        if m.group(2):
+            names[m.group(1)] = m.group(2).strip()
+        target = names.get(m.group(1)) if line.startswith("cfn=") else None
+    elif line.startswith("calls=") and target == "malloc":
+        calls += int(line.split()[0][6:])
+print(calls)
+PY
+)
+echo "GET $path: $requests requests, $total instructions: $((total / requests)) per request," \
+    "$(python3 -c "print(f'{$mallocs / $requests:.1f}')") malloc calls per request"
 if [ "$top" -gt 0 ]; then
     echo
     echo "| instructions / request | function |"
