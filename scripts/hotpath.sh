@@ -8,13 +8,22 @@
 # `perf stat -e raw_syscalls:sys_enter` on the server's pid (not strace: ptrace slows the server
 # and changes its batching), server CPU comes from /proc/PID/stat (user and system ticks), and
 # both are divided by the requests wrk completed. Prints one Markdown table of medians with the
-# min-max spread over the runs, and the per-syscall breakdown of the median run.
+# min-max spread over the runs, and the per-syscall breakdown of the median run. The busy share
+# of each CPU over the measured run (from /proc/stat, steal counted as busy) says which side was
+# the bottleneck: with wrk's CPU near 100%, req/s measures wrk, not the server.
+#
+# The anchor serves `"ok"` with no middleware and is built with opt-level 3, while the demo as
+# shipped adds its request-id and gzip layers and is built with opt-level "s" (for size). So
+# besides `steadyloop` (the demo as shipped) two variants do the anchor's work:
+# `steadyloop-bare` (the same binary, STEADYLOOP_DEMO_LAYERS=off) and `steadyloop-o3` (no layers,
+# built with the anchor's opt-level 3 into target/hotpath-o3).
 #
 # Usage: scripts/hotpath.sh [--runs N] [--secs S] [--conns C] [--only LIST]
 #   --runs N     repeats per server [3]
 #   --secs S     measured wrk duration per repeat [5]
 #   --conns C    wrk connections [32]
-#   --only LIST  comma-separated subset of: steadyloop,axum-2w,axum-ct [all three]
+#   --only LIST  comma-separated subset of:
+#                steadyloop,steadyloop-bare,steadyloop-o3,axum-2w,axum-ct [all five]
 #   --before BIN also run BIN, a steadyloop demo binary built from another commit, as
 #                `before` (for before/after figures in one run)
 # Needs wrk (apt-get install wrk), perf (Debian: linux-perf) with tracepoint access (root, or
@@ -27,7 +36,7 @@ source scripts/lib.sh
 runs=3
 secs=5
 conns=32
-only="steadyloop,axum-2w,axum-ct"
+only="steadyloop,steadyloop-bare,steadyloop-o3,axum-2w,axum-ct"
 before=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -50,6 +59,10 @@ trap 'rm -rf "$work"' EXIT
 
 echo "Building (release)..." >&2
 cargo build --release --quiet --bin steadyloop
+o3="target/hotpath-o3"
+case ",$only," in *,steadyloop-o3,*)
+    CARGO_PROFILE_RELEASE_OPT_LEVEL=3 cargo build --release --quiet --bin steadyloop --target-dir "$o3" ;;
+esac
 case ",$only," in *,axum-*) cargo build --release --quiet --manifest-path bench/anchors/axum/Cargo.toml ;; esac
 
 # The system calls broken out in the detail table (all of them are counted in the total).
@@ -59,15 +72,23 @@ detail="recvfrom sendto read write writev epoll_wait epoll_pwait epoll_pwait2 ep
 server_cmd() {
     case "$1" in
         steadyloop) echo "env STEADYLOOP_LOG=off $target/release/steadyloop --addr 127.0.0.1:$2" ;;
+        steadyloop-bare) echo "env STEADYLOOP_LOG=off STEADYLOOP_DEMO_LAYERS=off $target/release/steadyloop --addr 127.0.0.1:$2" ;;
+        steadyloop-o3) echo "env STEADYLOOP_LOG=off STEADYLOOP_DEMO_LAYERS=off $o3/release/steadyloop --addr 127.0.0.1:$2" ;;
         before) echo "env STEADYLOOP_LOG=off $before --addr 127.0.0.1:$2" ;;
         axum-2w) echo "$anchor --addr 127.0.0.1:$2 --workers 2" ;;
         axum-ct) echo "$anchor --addr 127.0.0.1:$2 --current-thread" ;;
     esac
 }
 
+# Prints "busy total" jiffies of CPU $1 from /proc/stat (busy: all but idle and iowait).
+cpu_busy() {
+    awk -v c="cpu$1" '$1 == c {t = 0; for (i = 2; i <= 9; i++) t += $i
+        print t - $5 - $6, t}' /proc/stat
+}
+
 # Runs one measurement of server $1; appends "name run reqs rps syscalls us_per_req user_us
-# sys_us" to
-# $work/results and the per-syscall counts to $work/detail.$1.$2.
+# sys_us cpu0_busy% cpu1_busy%" to $work/results and the per-syscall counts to
+# $work/detail.$1.$2.
 measure() {
     local name=$1 run=$2
     port=$((port + 1))
@@ -89,7 +110,12 @@ measure() {
     perf stat -x, $events -p $pid -o "$work/perf" &
     local perf=$!
     sleep 0.3
+    local cpu0 cpu1
+    cpu0=$(cpu_busy 0)
+    cpu1=$(cpu_busy 1)
     taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" "http://127.0.0.1:$port/healthz" >"$work/wrk"
+    cpu0="$cpu0 $(cpu_busy 0)"
+    cpu1="$cpu1 $(cpu_busy 1)"
     kill -INT $perf
     wait $perf || true
     local after
@@ -105,7 +131,8 @@ measure() {
         >"$work/detail.$name.$run"
     echo "$name $run $reqs $rps $(awk -v t="$total" -v r="$reqs" 'BEGIN {printf "%.3f", t / r}') \
 $(echo "$before $after" | awk -v r="$reqs" -v k="$tick" '{u = ($3 - $1) / k / r * 1e6
-        s = ($4 - $2) / k / r * 1e6; printf "%.2f %.2f %.2f", u + s, u, s}')" >>"$work/results"
+        s = ($4 - $2) / k / r * 1e6; printf "%.2f %.2f %.2f", u + s, u, s}') \
+$(echo "$cpu0 $cpu1" | awk '{printf "%.0f %.0f", ($3 - $1) / ($4 - $2) * 100, ($7 - $5) / ($8 - $6) * 100}')" >>"$work/results"
 }
 
 # Prints "median (min-max)" of column $2 for server $1.
@@ -128,10 +155,10 @@ done
 echo "Light keep-alive requests, \`wrk -t1 -c$conns -d${secs}s\` on \`GET /healthz\`, server on CPU 0,"
 echo "wrk on CPU 1; median (min-max) of $runs runs; commit $(git rev-parse --short HEAD), $(uname -r)."
 echo
-echo "| server | syscalls / request | server CPU / request (µs) | user (µs) | system (µs) | req/s |"
-echo "| --- | --- | --- | --- | --- | --- |"
+echo "| server | syscalls / request | server CPU / request (µs) | user (µs) | system (µs) | req/s | CPU 0 (server) busy % | CPU 1 (wrk) busy % |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 for name in ${only//,/ }; do
-    echo "| $name | $(summary "$name" 5) | $(summary "$name" 6) | $(summary "$name" 7) | $(summary "$name" 8) | $(summary "$name" 4) |"
+    echo "| $name | $(summary "$name" 5) | $(summary "$name" 6) | $(summary "$name" 7) | $(summary "$name" 8) | $(summary "$name" 4) | $(summary "$name" 9) | $(summary "$name" 10) |"
 done
 echo
 echo "System calls per request by kind (the median-syscall run of each server):"

@@ -22,6 +22,14 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let _ = demo::logger::install(level);
+    let layers = match std::env::var("STEADYLOOP_DEMO_LAYERS").as_deref() {
+        Err(_) | Ok("on") => true,
+        Ok("off") => false,
+        Ok(_) => {
+            eprintln!("steadyloop: STEADYLOOP_DEMO_LAYERS must be on or off");
+            return ExitCode::from(2);
+        }
+    };
     let config = match configure(std::env::args().skip(1).collect(), std::env::vars()) {
         Ok(Some(config)) => config,
         Ok(None) => return ExitCode::SUCCESS,
@@ -34,7 +42,7 @@ fn main() -> ExitCode {
     let server = match Server::builder()
         .config(config)
         .handle_signals(true)
-        .build(demo::app())
+        .build(demo::app(layers))
     {
         Ok(server) => server,
         Err(err) => {
@@ -82,7 +90,7 @@ fn configure(
 }
 
 /// `STEADYLOOP_*` variables the demo reads itself (not settings).
-const OWN_VARS: &[&str] = &["STEADYLOOP_LOG"];
+const OWN_VARS: &[&str] = &["STEADYLOOP_LOG", "STEADYLOOP_DEMO_LAYERS"];
 
 /// The `--help` text, listing every setting of [`SETTINGS`].
 fn help() -> String {
@@ -90,8 +98,9 @@ fn help() -> String {
         "steadyloop demo service\n\nUsage: steadyloop [--SETTING VALUE]...\n\n\
          Every setting can also be given as STEADYLOOP_<SETTING> (upper case, '-' as '_');\n\
          flags win over the environment. STEADYLOOP_LOG (or RUST_LOG) sets the log level\n\
-         (off, error, warn, info, debug, trace) [info]. Durations take ms, s or m; sizes are\n\
-         bytes, or KiB, MiB, GiB.\n\nSettings [default]:\n",
+         (off, error, warn, info, debug, trace) [info]. STEADYLOOP_DEMO_LAYERS=off serves the\n\
+         routes without the request-id and gzip layers [on]. Durations take ms, s or m; sizes\n\
+         are bytes, or KiB, MiB, GiB.\n\nSettings [default]:\n",
     );
     for setting in SETTINGS {
         text.push_str(&format!(

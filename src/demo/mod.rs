@@ -44,12 +44,18 @@ GET  /report/inline?rows=N  the same report computed ON the event loop: the anti
                           kept on purpose to show the stall it causes (do not do this)
 ";
 
-/// Builds the demo application: every response carries an `X-Request-Id` and is gzipped for
-/// clients that accept it.
-pub fn app() -> Router {
-    Router::new()
-        .layer(RequestId::new())
-        .layer(Compression::new())
+/// Builds the demo application. With `layers` (the default) every response carries an
+/// `X-Request-Id` and is gzipped for clients that accept it; without them the routes answer bare,
+/// which is the work the axum anchor does (`STEADYLOOP_DEMO_LAYERS=off`, for scripts/hotpath.sh).
+pub fn app(layers: bool) -> Router {
+    let router = if layers {
+        Router::new()
+            .layer(RequestId::new())
+            .layer(Compression::new())
+    } else {
+        Router::new()
+    };
+    router
         .get("/", |_req| async { INDEX })
         .liveness("/healthz")
         .readiness("/readyz")
