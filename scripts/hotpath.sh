@@ -16,14 +16,15 @@
 # shipped adds its request-id and gzip layers and is built with opt-level "s" (for size). So
 # besides `steadyloop` (the demo as shipped) two variants do the anchor's work:
 # `steadyloop-bare` (the same binary, STEADYLOOP_DEMO_LAYERS=off) and `steadyloop-o3` (no layers,
-# built with the anchor's opt-level 3 into target/hotpath-o3).
+# built with the anchor's opt-level 3 into target/hotpath-o3); and `axum-ct-layers` does the
+# demo's work on the anchor (current_thread, tower-http's request-id and gzip layers, `--layers`).
 #
 # Usage: scripts/hotpath.sh [--runs N] [--secs S] [--conns C] [--only LIST]
 #   --runs N     repeats per server [3]
 #   --secs S     measured wrk duration per repeat [5]
 #   --conns C    wrk connections [32]
 #   --only LIST  comma-separated subset of:
-#                steadyloop,steadyloop-bare,steadyloop-o3,axum-2w,axum-ct [all five]
+#                steadyloop,steadyloop-bare,steadyloop-o3,axum-2w,axum-ct,axum-ct-layers [all]
 #   --before BIN also run BIN, a steadyloop demo binary built from another commit, as
 #                `before` (for before/after figures in one run)
 # Needs wrk (apt-get install wrk), perf (Debian: linux-perf) with tracepoint access (root, or
@@ -36,7 +37,7 @@ source scripts/lib.sh
 runs=3
 secs=5
 conns=32
-only="steadyloop,steadyloop-bare,steadyloop-o3,axum-2w,axum-ct"
+only="steadyloop,steadyloop-bare,steadyloop-o3,axum-2w,axum-ct,axum-ct-layers"
 before=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -77,6 +78,7 @@ server_cmd() {
         before) echo "env STEADYLOOP_LOG=off $before --addr 127.0.0.1:$2" ;;
         axum-2w) echo "$anchor --addr 127.0.0.1:$2 --workers 2" ;;
         axum-ct) echo "$anchor --addr 127.0.0.1:$2 --current-thread" ;;
+        axum-ct-layers) echo "$anchor --addr 127.0.0.1:$2 --current-thread --layers" ;;
     esac
 }
 

@@ -16,6 +16,11 @@
 #                FILE shows who calls what)
 #   --bin PATH   measure this steadyloop demo binary instead of building one (any commit;
 #                without symbols only the total is meaningful)
+#   --axum ARGS  measure the axum anchor instead (built from bench/anchors/axum, stripped: the
+#                total and malloc calls only), started with these arguments after --addr, e.g.
+#                --axum --current-thread  or  --axum "--current-thread --layers"
+# The environment passes through: STEADYLOOP_DEMO_LAYERS=off measures the demo without its
+# layers (the anchor's work).
 # Needs valgrind (callgrind, callgrind_control, callgrind_annotate) and wrk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,17 +30,24 @@ top=0
 path=/healthz
 bin=""
 keep=""
+axum=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --top) top=$2; shift 2 ;;
         --path) path=$2; shift 2 ;;
         --bin) bin=$2; shift 2 ;;
         --keep) keep=$2; shift 2 ;;
+        --axum) axum=$2; shift 2 ;;
         *) sed -n '2,/^set -e/p' "$0" | sed 's/^# \{0,1\}//; /^set -e/d' >&2; exit 2 ;;
     esac
 done
 
-if [ -z "$bin" ]; then
+extra=()
+if [ -n "$axum" ]; then
+    cargo build --release --quiet --manifest-path bench/anchors/axum/Cargo.toml
+    bin=bench/anchors/axum/target/release/axum-anchor
+    read -r -a extra <<<"$axum"
+elif [ -z "$bin" ]; then
     target=${PROFILE_TARGET_DIR:-target/profile}
     CARGO_PROFILE_RELEASE_STRIP=none CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
         cargo build --release --quiet --bin steadyloop --target-dir "$target"
@@ -46,14 +58,14 @@ work=$(mktemp -d)
 trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 
 STEADYLOOP_LOG=off valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" \
-    "$bin" --addr 127.0.0.1:$port >/dev/null 2>"$work/vg.log" &
+    "$bin" --addr 127.0.0.1:$port "${extra[@]}" >/dev/null 2>"$work/vg.log" &
 pid=$!
 wait_port $port 300
 wrk -t1 -c32 -d2s "http://127.0.0.1:$port$path" >/dev/null
 callgrind_control -z $pid >/dev/null 2>&1
 out=$(wrk -t1 -c32 -d6s "http://127.0.0.1:$port$path")
 callgrind_control -d measured $pid >/dev/null 2>&1
-kill -INT $pid; wait $pid 2>/dev/null || true
+kill $pid; wait $pid 2>/dev/null || true
 requests=$(echo "$out" | awk '/requests in/ {print $1}')
 # The explicit dump (cg.out.1) holds the measured run alone; the final one, at exit, only the
 # shutdown.

@@ -4,6 +4,9 @@
 //! Build: `cargo build --release --manifest-path bench/anchors/axum/Cargo.toml`
 //! Run:   `bench/anchors/axum/target/release/axum-anchor --addr 127.0.0.1:8081`
 //!
+//! `--layers` adds the demo's two layers as tower-http provides them: an `X-Request-Id` on every
+//! response (16 hex digits, as steadyloop's `RequestId` makes them) and gzip for clients that ask.
+//!
 //! Routes (the same as the demo's): `GET /healthz`, `GET /report?rows=N` (offloaded with
 //! `spawn_blocking`), `GET /report/inline?rows=N` (computed on a runtime worker: the anti-pattern).
 //! `axum-anchor offload-bench [--ops N] [--repeats R]` times `spawn_blocking(|| 1).await`, the
@@ -74,16 +77,52 @@ fn main() -> std::io::Result<()> {
         let listener = tokio::net::TcpListener::bind(&addr).await?;
         println!("axum-anchor listening on http://{}", listener.local_addr()?);
         std::io::stdout().flush()?;
-        axum::serve(listener, app()).await
+        let layers = args.iter().any(|a| a == "--layers");
+        axum::serve(listener, app(layers)).await
     })
 }
 
-/// The routes.
-fn app() -> Router {
-    Router::new()
+/// The routes, with the demo's layers when `layers`.
+fn app(layers: bool) -> Router {
+    let router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/report", get(report_offloaded))
-        .route("/report/inline", get(report_inline))
+        .route("/report/inline", get(report_inline));
+    if !layers {
+        return router;
+    }
+    // Listed innermost first: the id is set on the way in, before compression sees the request,
+    // and copied to the response on the way out.
+    router
+        .layer(tower_http::compression::CompressionLayer::new())
+        .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
+        .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
+            HexId,
+        ))
+}
+
+/// Request ids as steadyloop's `RequestId` makes them: a process-wide counter mixed by
+/// splitmix64's finaliser, as 16 hex digits (tower-http clones the maker per connection, so the
+/// counter lives outside it).
+#[derive(Clone, Default)]
+struct HexId;
+
+/// The counter behind [`HexId`].
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+impl tower_http::request_id::MakeRequestId for HexId {
+    fn make_request_id<B>(
+        &mut self,
+        _request: &axum::http::Request<B>,
+    ) -> Option<tower_http::request_id::RequestId> {
+        let n = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        let value = axum::http::HeaderValue::from_str(&format!("{z:016x}")).ok()?;
+        Some(tower_http::request_id::RequestId::new(value))
+    }
 }
 
 /// `GET /report`: the report on tokio's blocking pool.
