@@ -22,8 +22,10 @@ use crate::task::LoopContext;
 /// bodies under the minimum size, responses that already have a `Content-Encoding` or say
 /// `Cache-Control: no-transform`, `206`/`204`/`304` answers, `HEAD` requests, and media types
 /// that do not shrink (only `text/*`, JSON, XML, JavaScript, SVG, WebAssembly and similar types
-/// are compressed). Responses of a compressible type get `Vary: Accept-Encoding` either way, so
-/// caches keep the variants apart.
+/// are compressed). Responses it would compress get `Vary: Accept-Encoding` whether or not this
+/// client asked for gzip, so caches keep the variants apart; responses it never compresses (the
+/// ones above, and whole bodies under the minimum size, whatever the client accepts) do not
+/// vary by `Accept-Encoding` and get no `Vary`.
 ///
 /// Compression is CPU work: a body larger than the pool threshold is compressed on the CPU
 /// pool, in the route's class; if that class is full, the body is sent uncompressed rather than
@@ -83,6 +85,18 @@ impl Compression {
     pub fn level(mut self, level: u32) -> Compression {
         self.level = level.clamp(1, 9);
         self
+    }
+
+    /// Returns `true` if `response` is one this layer would compress for a client that asks
+    /// for gzip (and so one whose content varies by `Accept-Encoding`).
+    ///
+    /// The body's size first: it is the cheapest check and the one most light responses fail
+    /// (a probe's `ok`), before any header is read. A whole body under the minimum size goes
+    /// out as it is whatever the request says, so it gets no `Vary` either (RFC 9110 §12.5.5:
+    /// `Vary` lists the request fields that might have influenced the content).
+    fn may_compress(&self, response: &Response) -> bool {
+        (response.is_streaming() || response.body_bytes().len() >= self.min_size)
+            && is_candidate(response)
     }
 
     /// Compresses `response` for a client that accepts gzip.
@@ -167,7 +181,7 @@ impl Layer for Compression {
         let wants_gzip = req.method() != "HEAD" && accepts_gzip(req.header("accept-encoding"));
         Box::pin(async move {
             let response = next.run(req).await;
-            if !is_candidate(&response) {
+            if !self.may_compress(&response) {
                 return response;
             }
             let response = add_vary(response, "Accept-Encoding");
@@ -399,6 +413,33 @@ mod tests {
             &text().with_header("Content-Type", "Text/Event-Stream")
         ));
         assert!(!is_candidate(&text().with_header("Content-Type", "json")));
+    }
+
+    #[test]
+    fn bodies_under_the_minimum_size_are_never_candidates() {
+        let layer = Compression::new();
+        assert!(!layer.may_compress(&Response::text("ok")));
+        assert!(!layer.may_compress(&Response::static_text("ok")));
+        assert!(!layer.may_compress(&Response::text("x".repeat(1023))));
+        assert!(layer.may_compress(&Response::text("x".repeat(1024))));
+        assert!(!layer.may_compress(&Response::bytes(vec![0; 2000])));
+        let (_tx, stream) = Response::channel(1);
+        assert!(layer.may_compress(&stream.with_header("Content-Type", "text/csv")));
+        assert!(Compression::new()
+            .min_size(0)
+            .may_compress(&Response::text("")));
+        // Such a response is sent as it is whatever the client accepts: no `Vary`.
+        let client = crate::TestClient::new(
+            crate::Router::new()
+                .layer(Compression::new())
+                .get("/", |_req| async { "ok" }),
+        );
+        for accept in ["", "gzip"] {
+            let response = client.send(Request::builder().header("Accept-Encoding", accept));
+            assert_eq!(response.header("vary"), None);
+            assert_eq!(response.header("content-encoding"), None);
+            assert_eq!(response.text(), "ok");
+        }
     }
 
     #[test]
