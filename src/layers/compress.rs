@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use flate2::write::GzEncoder;
 
-use crate::layers::add_vary;
+use crate::layers::{add_vary, Finish};
 use crate::pool::offload;
 use crate::request::Request;
 use crate::response::{Body, Response, Stream};
@@ -99,6 +99,25 @@ impl Compression {
             && is_candidate(response)
     }
 
+    /// Returns `true` if the client sending `req` is to get gzip (if the response allows it).
+    pub(crate) fn wants_gzip(&self, req: &Request) -> bool {
+        req.method() != "HEAD" && accepts_gzip(req.header("accept-encoding"))
+    }
+
+    /// Does the layer's work on `response`: leaves it alone, adds `Vary`, or (when
+    /// `wants_gzip`) compresses it, the last in a future of its own.
+    pub(crate) fn finish(self: &Rc<Self>, wants_gzip: bool, response: Response) -> Finish {
+        if !self.may_compress(&response) {
+            return Finish::Done(response);
+        }
+        let response = add_vary(response, "Accept-Encoding");
+        if !wants_gzip {
+            return Finish::Done(response);
+        }
+        let layer = self.clone();
+        Finish::Later(Box::pin(async move { layer.compress(response).await }))
+    }
+
     /// Compresses `response` for a client that accepts gzip.
     async fn compress(&self, mut response: Response) -> Response {
         let body = match response.swap_body(Body::Full(Vec::new())) {
@@ -178,17 +197,12 @@ impl fmt::Debug for Compression {
 
 impl Layer for Compression {
     fn call(self: Rc<Self>, req: Request, next: Next) -> ResponseFuture {
-        let wants_gzip = req.method() != "HEAD" && accepts_gzip(req.header("accept-encoding"));
+        let wants_gzip = self.wants_gzip(&req);
         Box::pin(async move {
-            let response = next.run(req).await;
-            if !self.may_compress(&response) {
-                return response;
+            match self.finish(wants_gzip, next.run(req).await) {
+                Finish::Done(response) => response,
+                Finish::Later(compressing) => compressing.await,
             }
-            let response = add_vary(response, "Accept-Encoding");
-            if !wants_gzip {
-                return response;
-            }
-            self.compress(response).await
         })
     }
 }

@@ -12,7 +12,80 @@ pub use compress::Compression;
 pub use cors::Cors;
 pub use request_id::RequestId;
 
-use crate::response::Response;
+use std::any::Any;
+use std::rc::Rc;
+
+use crate::request::Request;
+use crate::response::{HeaderText, Response};
+use crate::router::ResponseFuture;
+
+/// One of the layers above as the chain runs it: in place, its work on the request and on the
+/// response plain calls, where [`Layer::call`](crate::Layer::call) would box a future per
+/// request (an allocation, a free and the copy of the request into it).
+#[derive(Clone)]
+pub(crate) enum Builtin {
+    /// A [`RequestId`].
+    RequestId(Rc<RequestId>),
+    /// A [`Compression`].
+    #[cfg(feature = "compress")]
+    Compression(Rc<Compression>),
+}
+
+impl Builtin {
+    /// Returns `layer` as a built-in layer, if it is one.
+    pub(crate) fn of(layer: Rc<dyn Any>) -> Option<Builtin> {
+        let layer = match layer.downcast::<RequestId>() {
+            Ok(layer) => return Some(Builtin::RequestId(layer)),
+            Err(other) => other,
+        };
+        #[cfg(feature = "compress")]
+        if let Ok(layer) = layer.downcast::<Compression>() {
+            return Some(Builtin::Compression(layer));
+        }
+        let _ = layer;
+        None
+    }
+
+    /// Does the layer's work on `req` before the rest of the chain runs; returns what is left
+    /// for the response.
+    pub(crate) fn before(&self, req: &mut Request) -> After {
+        match self {
+            Builtin::RequestId(layer) => After::RequestId(layer.clone(), layer.tag(req)),
+            #[cfg(feature = "compress")]
+            Builtin::Compression(layer) => After::Compression(layer.clone(), layer.wants_gzip(req)),
+        }
+    }
+}
+
+/// A built-in layer's work left for the response, with what it kept from the request.
+pub(crate) enum After {
+    /// [`RequestId`] sends the id it gave the request.
+    RequestId(Rc<RequestId>, HeaderText),
+    /// [`Compression`] may compress; the flag says whether the client accepts gzip.
+    #[cfg(feature = "compress")]
+    Compression(Rc<Compression>, bool),
+}
+
+impl After {
+    /// Does the layer's work on `response`.
+    pub(crate) fn finish(self, response: Response) -> Finish {
+        match self {
+            After::RequestId(layer, id) => Finish::Done(layer.label(response, id)),
+            #[cfg(feature = "compress")]
+            After::Compression(layer, wants_gzip) => layer.finish(wants_gzip, response),
+        }
+    }
+}
+
+/// A built-in layer's answer: the response, or (compressing a body) a future of it.
+pub(crate) enum Finish {
+    /// The response, complete.
+    Done(Response),
+    /// The rest of the work (boxed: the rare case, kept out of the chain's future).
+    // Only compressing makes one; the chain handles it either way.
+    #[cfg_attr(not(feature = "compress"), allow(dead_code))]
+    Later(ResponseFuture),
+}
 
 /// Adds `token` to the response's `Vary` header unless it is listed already (or `Vary: *`).
 pub(crate) fn add_vary(response: Response, token: &'static str) -> Response {

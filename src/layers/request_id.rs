@@ -8,7 +8,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::rc::Rc;
 
 use crate::request::Request;
-use crate::response::{HeaderName, HeaderText};
+use crate::response::{HeaderName, HeaderText, Response};
 use crate::router::{Layer, Next, ResponseFuture};
 
 /// The longest incoming id that is kept (a UUID is 36 bytes; a W3C trace id 32).
@@ -113,6 +113,19 @@ impl RequestId {
         }
         self.fresh()
     }
+
+    /// Gives `req` its id; returns the id, for the response.
+    pub(crate) fn tag(&self, req: &mut Request) -> HeaderText {
+        let id = self.id_for(req);
+        req.request_id = Some(id.clone());
+        id
+    }
+
+    /// Sends `id` on `response`.
+    pub(crate) fn label(&self, response: Response, id: HeaderText) -> Response {
+        // The name was checked when the layer was built; the id is sane or our own.
+        response.with_known_header(self.header.clone(), id)
+    }
 }
 
 impl Default for RequestId {
@@ -132,13 +145,8 @@ impl fmt::Debug for RequestId {
 
 impl Layer for RequestId {
     fn call(self: Rc<Self>, mut req: Request, next: Next) -> ResponseFuture {
-        let id = self.id_for(&req);
-        req.request_id = Some(id.clone());
-        Box::pin(async move {
-            let response = next.run(req).await;
-            // The name was checked when the layer was built; the id is sane or our own.
-            response.with_known_header(self.header.clone(), id)
-        })
+        let id = self.tag(&mut req);
+        Box::pin(async move { self.label(next.run(req).await, id) })
     }
 }
 
