@@ -92,13 +92,7 @@ impl RequestId {
         let n = self.counter.get().wrapping_add(1);
         self.counter.set(n);
         let mixed = splitmix64(self.seed.wrapping_add(n));
-        // By hand on the stack rather than `format!` or a collected iterator (which grows its
-        // string), and held inline: this runs for every request, and allocates nothing.
-        let mut hex = [0u8; 16];
-        for (i, digit) in hex.iter_mut().enumerate() {
-            *digit = b"0123456789abcdef"[(mixed >> ((15 - i) * 4)) as usize & 0xf];
-        }
-        HeaderText::inline(&hex).expect("16 hex digits fit inline")
+        HeaderText::inline(&hex_digits(mixed)).expect("16 hex digits fit inline")
     }
 
     /// Returns the id for `req`: its own if sane and trusted (held inline up to 22 bytes, so
@@ -165,6 +159,31 @@ fn is_sane_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(&b))
 }
 
+/// Writes `n` as 16 lowercase hex digits, most significant first.
+///
+/// Eight digits at a time in a `u64` rather than a digit at a time through a table (about
+/// 150 instructions per request less): each nibble is spread into a byte of its own, then
+/// every byte becomes its digit at once (`'0'` plus the nibble, plus the gap to `'a'` where
+/// the nibble is 10 or more).
+fn hex_digits(n: u64) -> [u8; 16] {
+    /// The eight nibbles of `half`, one per byte, the least significant in the lowest byte.
+    fn spread(half: u32) -> u64 {
+        let x = u64::from(half);
+        let x = (x | (x << 16)) & 0x0000_ffff_0000_ffff;
+        let x = (x | (x << 8)) & 0x00ff_00ff_00ff_00ff;
+        (x | (x << 4)) & 0x0f0f_0f0f_0f0f_0f0f
+    }
+    /// The digit of each nibble byte of `x`.
+    fn digits(x: u64) -> [u8; 8] {
+        let at_least_ten = ((x + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+        (x + 0x3030_3030_3030_3030 + at_least_ten * u64::from(b'a' - b'0' - 10)).to_be_bytes()
+    }
+    let mut hex = [0u8; 16];
+    hex[..8].copy_from_slice(&digits(spread((n >> 32) as u32)));
+    hex[8..].copy_from_slice(&digits(spread(n as u32)));
+    hex
+}
+
 /// The splitmix64 finaliser: a bijection on `u64` that scatters consecutive inputs.
 fn splitmix64(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -190,6 +209,18 @@ mod tests {
         assert_eq!(id.len(), 16);
         assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
         assert_ne!(id, layer.id_for(&req));
+    }
+
+    #[test]
+    fn hex_digits_match_formatting() {
+        let mut n = 0x0123_4567_89ab_cdefu64;
+        for _ in 0..1000 {
+            assert_eq!(&hex_digits(n), format!("{n:016x}").as_bytes());
+            n = splitmix64(n);
+        }
+        for n in [0, u64::MAX, 0xa, 0x9 << 60, 0xfa09_09fa_a0a0_9f9f] {
+            assert_eq!(&hex_digits(n), format!("{n:016x}").as_bytes());
+        }
     }
 
     #[test]

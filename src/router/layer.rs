@@ -90,11 +90,12 @@ impl LayerEntry {
         }
     }
 
-    /// Returns `true` if the layer applies to a request for `path`.
-    fn applies_to(&self, path: &str) -> bool {
+    /// Returns `true` if the layer applies to `req` (whose path is read only for a layer
+    /// limited to a prefix).
+    fn applies_to(&self, req: &Request) -> bool {
         match self.prefix.as_deref() {
             None => true,
-            Some(prefix) => under_prefix(path, prefix),
+            Some(prefix) => under_prefix(req.path(), prefix),
         }
     }
 }
@@ -198,10 +199,7 @@ impl fmt::Debug for Next {
 
 /// Returns the index of the first layer of `stack`, from `index` on, that applies to `req`.
 fn next_applying(stack: &[LayerEntry], index: usize, req: &Request) -> Option<usize> {
-    let skipped = stack
-        .get(index..)?
-        .iter()
-        .position(|entry| entry.applies_to(req.path()))?;
+    let skipped = stack.get(index..)?.iter().position(|e| e.applies_to(req))?;
     Some(index + skipped)
 }
 
