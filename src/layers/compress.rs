@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use flate2::write::GzEncoder;
 
-use crate::layers::{add_vary, Finish};
+use crate::layers::{add_vary_in, Later};
 use crate::pool::offload;
 use crate::request::Request;
 use crate::response::{Body, Response, Stream};
@@ -104,22 +104,22 @@ impl Compression {
         req.method() != "HEAD" && accepts_gzip(req.header("accept-encoding"))
     }
 
-    /// Does the layer's work on `response`: leaves it alone, adds `Vary`, or (when
-    /// `wants_gzip`) compresses it, the last in a future of its own.
-    pub(crate) fn finish(self: &Rc<Self>, wants_gzip: bool, response: Response) -> Finish {
-        if !self.may_compress(&response) {
-            return Finish::Done(response);
+    /// Does the layer's work on `response` in place: leaves it alone or adds `Vary`; returns
+    /// the compressing still to do (when `wants_gzip`), if any.
+    pub(crate) fn finish(
+        self: &Rc<Self>,
+        wants_gzip: bool,
+        response: &mut Response,
+    ) -> Option<Later> {
+        if !self.may_compress(response) {
+            return None;
         }
-        let response = add_vary(response, "Accept-Encoding");
-        if !wants_gzip {
-            return Finish::Done(response);
-        }
-        let layer = self.clone();
-        Finish::Later(Box::pin(async move { layer.compress(response).await }))
+        add_vary_in(response, "Accept-Encoding");
+        wants_gzip.then(|| Later::Compress(self.clone()))
     }
 
     /// Compresses `response` for a client that accepts gzip.
-    async fn compress(&self, mut response: Response) -> Response {
+    pub(crate) async fn compress(&self, mut response: Response) -> Response {
         let body = match response.swap_body(Body::Full(Vec::new())) {
             // A constant worth compressing is copied into the buffer gzip reads.
             Body::Static(bytes) if bytes.len() >= self.min_size => Body::Full(bytes.to_vec()),
@@ -199,9 +199,10 @@ impl Layer for Compression {
     fn call(self: Rc<Self>, req: Request, next: Next) -> ResponseFuture {
         let wants_gzip = self.wants_gzip(&req);
         Box::pin(async move {
-            match self.finish(wants_gzip, next.run(req).await) {
-                Finish::Done(response) => response,
-                Finish::Later(compressing) => compressing.await,
+            let mut response = next.run(req).await;
+            match self.finish(wants_gzip, &mut response) {
+                None => response,
+                Some(_) => self.compress(response).await,
             }
         })
     }

@@ -116,9 +116,9 @@ impl RequestId {
     }
 
     /// Sends `id` on `response`.
-    pub(crate) fn label(&self, response: Response, id: HeaderText) -> Response {
+    pub(crate) fn label(&self, response: &mut Response, id: HeaderText) {
         // The name was checked when the layer was built; the id is sane or our own.
-        response.with_known_header(self.header.clone(), id)
+        response.set_header(self.header.clone(), id);
     }
 }
 
@@ -140,7 +140,11 @@ impl fmt::Debug for RequestId {
 impl Layer for RequestId {
     fn call(self: Rc<Self>, mut req: Request, next: Next) -> ResponseFuture {
         let id = self.tag(&mut req);
-        Box::pin(async move { self.label(next.run(req).await, id) })
+        Box::pin(async move {
+            let mut response = next.run(req).await;
+            self.label(&mut response, id);
+            response
+        })
     }
 }
 

@@ -17,7 +17,7 @@ use std::rc::Rc;
 use std::task::{ready, Context, Poll};
 
 use crate::error::Error;
-use crate::layers::{After, Builtin, Finish};
+use crate::layers::{After, Builtin};
 use crate::request::Request;
 use crate::response::{IntoResponse, Response};
 use crate::router::{Dispatcher, Router};
@@ -315,19 +315,17 @@ impl Chain {
         };
         loop {
             let mut response = ready!(awaiting.as_mut().poll(cx));
-            loop {
+            // The built-ins' work in place, until one has work that takes a future.
+            let later = loop {
                 let Some(after) = afters.pop() else {
                     self.state = State::Done;
                     return Poll::Ready(response);
                 };
-                match after.finish(response) {
-                    Finish::Done(done) => response = done,
-                    Finish::Later(finishing) => {
-                        *awaiting = finishing;
-                        break;
-                    }
+                if let Some(later) = after.finish(&mut response) {
+                    break later;
                 }
-            }
+            };
+            *awaiting = later.start(response);
         }
     }
 }
