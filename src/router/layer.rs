@@ -14,7 +14,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
 use crate::error::Error;
 use crate::layers::{After, Builtin};
@@ -215,15 +215,9 @@ const IN_PLACE: usize = 2;
 struct Afters([Option<After>; IN_PLACE]);
 
 impl Afters {
-    /// Keeps `after`, or hands it back if there is no room.
-    fn push(&mut self, after: After) -> Result<(), After> {
-        match self.0.iter_mut().find(|slot| slot.is_none()) {
-            Some(slot) => {
-                *slot = Some(after);
-                Ok(())
-            }
-            None => Err(after),
-        }
+    /// Returns the free slot for one more layer's work, if there is one.
+    fn slot(&mut self) -> Option<&mut Option<After>> {
+        self.0.iter_mut().find(|slot| slot.is_none())
     }
 
     /// Returns the work of the innermost layer left, as nested layers would do it.
@@ -279,13 +273,11 @@ fn start(stack: LayerStack, mut index: usize, mut req: Request, endpoint: Endpoi
             break endpoint.run_boxed(req);
         };
         if let Some(builtin) = &stack[at].builtin {
-            match afters.push(builtin.before(&mut req)) {
-                Ok(()) => {
-                    index = at + 1;
-                    continue;
-                }
-                // No room: this layer's work goes back undone, and it runs in the nested chain.
-                Err(_undone) => {}
+            // Without room the layer runs in the nested chain instead.
+            if let Some(slot) = afters.slot() {
+                *slot = Some(builtin.before(&mut req));
+                index = at + 1;
+                continue;
             }
         }
         let next = Next {
@@ -317,18 +309,25 @@ impl Chain {
             panic!("layer chain polled after it answered");
         };
         loop {
-            let mut response = ready!(awaiting.as_mut().poll(cx));
+            // The response is worked on where the poll put it, and that is what is returned
+            // (each copy of a response is a dozen words).
+            let mut poll = awaiting.as_mut().poll(cx);
+            let Poll::Ready(response) = &mut poll else {
+                return Poll::Pending;
+            };
             // The built-ins' work in place, until one has work that takes a future.
             let later = loop {
                 let Some(after) = afters.pop() else {
                     self.state = State::Done;
-                    return Poll::Ready(response);
+                    return poll;
                 };
-                if let Some(later) = after.finish(&mut response) {
+                if let Some(later) = after.finish(response) {
                     break later;
                 }
             };
-            *awaiting = later.start(response);
+            if let Poll::Ready(response) = poll {
+                *awaiting = later.start(response);
+            }
         }
     }
 }
