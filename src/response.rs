@@ -194,7 +194,7 @@ impl Response {
     }
 
     /// Replaces any header named `name` (case-insensitive) with `name: value`.
-    fn set_header(&mut self, name: HeaderName, value: HeaderText) {
+    pub(crate) fn set_header(&mut self, name: HeaderName, value: HeaderText) {
         self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
         self.headers.push((name, value));
     }

@@ -8,7 +8,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::rc::Rc;
 
 use crate::request::Request;
-use crate::response::{HeaderName, HeaderText};
+use crate::response::{HeaderName, HeaderText, Response};
 use crate::router::{Layer, Next, ResponseFuture};
 
 /// The longest incoming id that is kept (a UUID is 36 bytes; a W3C trace id 32).
@@ -92,13 +92,7 @@ impl RequestId {
         let n = self.counter.get().wrapping_add(1);
         self.counter.set(n);
         let mixed = splitmix64(self.seed.wrapping_add(n));
-        // By hand on the stack rather than `format!` or a collected iterator (which grows its
-        // string), and held inline: this runs for every request, and allocates nothing.
-        let mut hex = [0u8; 16];
-        for (i, digit) in hex.iter_mut().enumerate() {
-            *digit = b"0123456789abcdef"[(mixed >> ((15 - i) * 4)) as usize & 0xf];
-        }
-        HeaderText::inline(&hex).expect("16 hex digits fit inline")
+        HeaderText::inline(&hex_digits(mixed)).expect("16 hex digits fit inline")
     }
 
     /// Returns the id for `req`: its own if sane and trusted (held inline up to 22 bytes, so
@@ -112,6 +106,19 @@ impl RequestId {
             }
         }
         self.fresh()
+    }
+
+    /// Gives `req` its id; returns the id, for the response.
+    pub(crate) fn tag(&self, req: &mut Request) -> HeaderText {
+        let id = self.id_for(req);
+        req.request_id = Some(id.clone());
+        id
+    }
+
+    /// Sends `id` on `response`.
+    pub(crate) fn label(&self, response: &mut Response, id: HeaderText) {
+        // The name was checked when the layer was built; the id is sane or our own.
+        response.set_header(self.header.clone(), id);
     }
 }
 
@@ -132,12 +139,11 @@ impl fmt::Debug for RequestId {
 
 impl Layer for RequestId {
     fn call(self: Rc<Self>, mut req: Request, next: Next) -> ResponseFuture {
-        let id = self.id_for(&req);
-        req.request_id = Some(id.clone());
+        let id = self.tag(&mut req);
         Box::pin(async move {
-            let response = next.run(req).await;
-            // The name was checked when the layer was built; the id is sane or our own.
-            response.with_known_header(self.header.clone(), id)
+            let mut response = next.run(req).await;
+            self.label(&mut response, id);
+            response
         })
     }
 }
@@ -155,6 +161,31 @@ fn is_sane_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(&b))
+}
+
+/// Writes `n` as 16 lowercase hex digits, most significant first.
+///
+/// Eight digits at a time in a `u64` rather than a digit at a time through a table (about
+/// 150 instructions per request less): each nibble is spread into a byte of its own, then
+/// every byte becomes its digit at once (`'0'` plus the nibble, plus the gap to `'a'` where
+/// the nibble is 10 or more).
+fn hex_digits(n: u64) -> [u8; 16] {
+    /// The eight nibbles of `half`, one per byte, the least significant in the lowest byte.
+    fn spread(half: u32) -> u64 {
+        let x = u64::from(half);
+        let x = (x | (x << 16)) & 0x0000_ffff_0000_ffff;
+        let x = (x | (x << 8)) & 0x00ff_00ff_00ff_00ff;
+        (x | (x << 4)) & 0x0f0f_0f0f_0f0f_0f0f
+    }
+    /// The digit of each nibble byte of `x`.
+    fn digits(x: u64) -> [u8; 8] {
+        let at_least_ten = ((x + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+        (x + 0x3030_3030_3030_3030 + at_least_ten * u64::from(b'a' - b'0' - 10)).to_be_bytes()
+    }
+    let mut hex = [0u8; 16];
+    hex[..8].copy_from_slice(&digits(spread((n >> 32) as u32)));
+    hex[8..].copy_from_slice(&digits(spread(n as u32)));
+    hex
 }
 
 /// The splitmix64 finaliser: a bijection on `u64` that scatters consecutive inputs.
@@ -182,6 +213,18 @@ mod tests {
         assert_eq!(id.len(), 16);
         assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
         assert_ne!(id, layer.id_for(&req));
+    }
+
+    #[test]
+    fn hex_digits_match_formatting() {
+        let mut n = 0x0123_4567_89ab_cdefu64;
+        for _ in 0..1000 {
+            assert_eq!(&hex_digits(n), format!("{n:016x}").as_bytes());
+            n = splitmix64(n);
+        }
+        for n in [0, u64::MAX, 0xa, 0x9 << 60, 0xfa09_09fa_a0a0_9f9f] {
+            assert_eq!(&hex_digits(n), format!("{n:016x}").as_bytes());
+        }
     }
 
     #[test]
