@@ -31,7 +31,7 @@ pub(crate) use driver::{block_on, prepare, with_reactor};
 pub(crate) use net::{TcpListener, TcpStream};
 #[cfg(target_os = "linux")]
 pub(crate) use reactor::dispatch_time;
-pub(crate) use signal::Signal;
+pub(crate) use signal::{Signal, Wait};
 #[cfg(target_os = "linux")]
 pub(crate) use timer::Sleep;
 
