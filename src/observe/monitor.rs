@@ -471,8 +471,8 @@ impl Wake for LagWaker {
     fn wake_by_ref(self: &Arc<Self>) {
         // Woken by the loop's reactor (the common case), the time it saw the events will do,
         // converted once for all the tasks it wakes.
-        let now = crate::rt::dispatch_nanos()
-            .unwrap_or_else(|| nanos_since(self.epoch, Instant::now()));
+        let now =
+            crate::rt::dispatch_nanos().unwrap_or_else(|| nanos_since(self.epoch, Instant::now()));
         let _ = self
             .woken_at
             .compare_exchange(0, now, Ordering::AcqRel, Ordering::Relaxed);

@@ -109,6 +109,11 @@ impl TcpStream {
         self.0.writable().await
     }
 
+    /// Writes some of `bytes` now, or `WouldBlock`.
+    pub(crate) fn write_now(&self, bytes: &[u8]) -> io::Result<usize> {
+        (&mut self.0.get_ref()).write(bytes)
+    }
+
     /// Writes some of `bytes`, waiting until the socket takes any.
     pub(crate) async fn write(&self, bytes: &[u8]) -> io::Result<usize> {
         self.0.write_with(|mut s| s.write(bytes)).await

@@ -245,6 +245,16 @@ impl TcpStream {
         self.source.ready(WRITE).await
     }
 
+    /// Writes some of `bytes` now if the socket may take them, else `WouldBlock`; a short
+    /// write clears the readiness, as [`TcpStream::write`] does.
+    pub(crate) fn write_now(&self, bytes: &[u8]) -> io::Result<usize> {
+        let n = self
+            .source
+            .try_io(WRITE, |mut stream| stream.write(bytes))?;
+        self.source.note_transfer(WRITE, n, bytes.len());
+        Ok(n)
+    }
+
     /// Writes some of `bytes`, waiting until the socket takes any.
     pub(crate) async fn write(&self, bytes: &[u8]) -> io::Result<usize> {
         poll_fn(|cx| {
