@@ -24,7 +24,7 @@
 use std::future::{poll_fn, Future};
 use std::io;
 use std::net::{Shutdown, SocketAddr};
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -470,17 +470,27 @@ impl Conn {
 
     /// Writes what [`Conn::respond_now`] could not; `Ok(true)` if the connection may carry
     /// another request.
-    async fn finish_response(&mut self, unsent: Unsent) -> Result<bool, Stop> {
-        let Unsent {
-            first,
-            written,
-            rest,
-            close,
-        } = unsent;
-        self.write_response(&first[written..], rest)
-            .await
-            .map_err(|_| Stop::Quiet)?;
-        Ok(!close)
+    ///
+    /// Boxed: this future (about 500 bytes, with the write's stall timer) is needed only for a
+    /// response the socket did not take at once (a large body, a stream, a slow reader), and in
+    /// place it made every exchange's future, which each request builds and moves, that much
+    /// larger.
+    fn finish_response(
+        &mut self,
+        unsent: Unsent,
+    ) -> Pin<Box<impl Future<Output = Result<bool, Stop>> + '_>> {
+        Box::pin(async move {
+            let Unsent {
+                first,
+                written,
+                rest,
+                close,
+            } = unsent;
+            self.write_response(&first[written..], rest)
+                .await
+                .map_err(|_| Stop::Quiet)?;
+            Ok(!close)
+        })
     }
 
     /// Reads the next request head.
