@@ -265,7 +265,14 @@ impl Conn {
     /// `async` blocks (which stores each future twice). 2,888 bytes before, past glibc's
     /// per-thread cache (1,032 bytes), so every request took malloc's and free's slow path.
     async fn exchange(&mut self) -> Result<bool, Stop> {
-        let head = self.read_head().await?;
+        // Most heads arrive whole in the read that ended the idle wait: taken at once, with no
+        // head-reading future made (and moved) for them.
+        let config = self.state.config();
+        let mut reader = HeadReader::default();
+        let head = match reader.advance(&mut self.buf, config.max_head_bytes, config.max_headers)? {
+            Some(head) => head,
+            None => self.read_head(reader).await?,
+        };
         let dispatcher = self.dispatcher.clone();
         let (req, framing) = begin(head, Some(self.peer));
         let (req, route_id) = match route(&dispatcher, req) {
@@ -493,20 +500,14 @@ impl Conn {
         })
     }
 
-    /// Reads the next request head.
-    async fn read_head(&mut self) -> Result<Head, Stop> {
+    /// Reads the rest of the request head `reader` has begun.
+    async fn read_head(&mut self, mut reader: HeadReader) -> Result<Head, Stop> {
         let state = self.state.clone();
         let config = state.config();
         // The head timer starts with the head's first read that has to wait: the first bytes
         // are already buffered, and most heads arrive in one read.
         let mut deadline = None;
-        let mut reader = HeadReader::default();
         loop {
-            if let Some(head) =
-                reader.advance(&mut self.buf, config.max_head_bytes, config.max_headers)?
-            {
-                return Ok(head);
-            }
             let limit = config.header_timeout;
             match self
                 .fill(|| *deadline.get_or_insert_with(|| Instant::now() + limit))
@@ -518,6 +519,11 @@ impl Conn {
                     return Err(parse::reject(408, "request head not received in time").into())
                 }
                 Err(_) => return Err(Stop::Quiet),
+            }
+            if let Some(head) =
+                reader.advance(&mut self.buf, config.max_head_bytes, config.max_headers)?
+            {
+                return Ok(head);
             }
         }
     }
