@@ -95,28 +95,6 @@ pub(crate) fn timeout<'a, F: Future>(
     })
 }
 
-/// [`timeout`] on a sleep the caller keeps across waits: `deadline` is called, and `sleep`
-/// reset to it, only if `future` does not complete on its first poll.
-///
-/// A connection's idle wait uses it with one sleep for the connection's whole life, so a
-/// keep-alive request costs no timer registration (see [`Sleep::reset`]).
-pub(crate) fn timeout_on<'a, F: Future>(
-    sleep: &'a mut Sleep,
-    deadline: impl FnOnce() -> Instant + 'a,
-    mut future: Pin<&'a mut F>,
-) -> impl Future<Output = Option<F::Output>> + 'a {
-    let mut deadline = Some(deadline);
-    poll_fn(move |cx| {
-        if let Poll::Ready(out) = future.as_mut().poll(cx) {
-            return Poll::Ready(Some(out));
-        }
-        if let Some(deadline) = deadline.take() {
-            sleep.reset(deadline());
-        }
-        Pin::new(&mut *sleep).poll(cx).map(|()| None)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

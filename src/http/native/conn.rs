@@ -36,7 +36,7 @@ use crate::http::h1::parse::{self, BodyKind, Head, HeadReader, Reject};
 use crate::http::h1::write::{self, Exchange, OutBody};
 use crate::request::Request;
 use crate::router::{Dispatcher, Routed};
-use crate::rt::{timeout, timeout_on, Sleep, TcpStream, Wait};
+use crate::rt::{timeout, Sleep, TcpStream, Wait};
 use crate::server::state::{BodyMemory, ConnGuard, ServerState, BODY_MEMORY_FULL};
 #[cfg(feature = "websocket")]
 use crate::websocket::WebSocket;
@@ -233,22 +233,29 @@ impl Conn {
         }
         let (stream, buf, idle, stopping) =
             (&self.stream, &mut self.buf, &mut self.idle, &mut self.stop);
-        let read = async {
-            let read = pin!(read_some(stream, buf, READ_CHUNK));
+        let mut read = pin!(read_some(stream, buf, READ_CHUNK));
+        // The deadline is read from the clock, and the connection's one sleep moved to it (see
+        // `Sleep::reset`), only if the read has to wait.
+        let mut deadline = Some(move || Instant::now() + idle_limit);
+        // One future polling the three in turn: an `or` of `async` blocks around a timeout
+        // made and moved three nested futures per request.
+        let outcome = poll_fn(|cx| {
+            if let Poll::Ready(read) = read.as_mut().poll(cx) {
+                return Poll::Ready(read.ok());
+            }
+            if let Some(deadline) = deadline.take() {
+                idle.reset(deadline());
+            }
             // A timeout or a failed read closes alike.
-            timeout_on(idle, || Instant::now() + idle_limit, read)
-                .await
-                .and_then(Result::ok)
-        };
-        let outcome = read
-            .or(async move {
-                stopping.await;
-                if !close_idle {
-                    futures_lite::future::pending::<()>().await;
-                }
-                None
-            })
-            .await;
+            if Pin::new(&mut *idle).poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            if close_idle && Pin::new(&mut *stopping).poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            Poll::Pending
+        })
+        .await;
         match outcome {
             Some(n) if n > 0 => Ok(()),
             _ => Err(Stop::Quiet),
