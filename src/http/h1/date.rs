@@ -34,7 +34,7 @@ thread_local! {
 /// ends, rather than a read of the wall clock and its conversion to seconds since 1970 (about
 /// 80 instructions per response). The wall clock is read once a second, so a step of it (NTP)
 /// shows within a second.
-fn with_line<R>(f: impl FnOnce(&[u8]) -> R) -> R {
+pub(crate) fn with_line<R>(f: impl FnOnce(&[u8]) -> R) -> R {
     let now = Instant::now();
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
@@ -67,11 +67,6 @@ fn refill(now: Instant) -> (Option<Instant>, Line) {
 /// Appends the current date, as `Sun, 06 Nov 1994 08:49:37 GMT`, to `out`.
 pub(crate) fn append_now(out: &mut Vec<u8>) {
     with_line(|line| out.extend_from_slice(&line[6..line.len() - 2]));
-}
-
-/// Appends the whole `Date` header line of the current date, with its CRLF, to `out`.
-pub(crate) fn append_line(out: &mut Vec<u8>) {
-    with_line(|line| out.extend_from_slice(line));
 }
 
 /// Formats seconds since the Unix epoch as an IMF-fixdate.
@@ -124,7 +119,7 @@ mod tests {
     #[test]
     fn the_cached_line_holds_the_current_date() {
         let mut line = Vec::new();
-        append_line(&mut line);
+        with_line(|bytes| line.extend_from_slice(bytes));
         let mut value = Vec::new();
         append_now(&mut value);
         let text = String::from_utf8(line).unwrap();
