@@ -67,6 +67,7 @@ impl TcpStream {
     }
 
     /// Waits until a read may find data.
+    #[cfg(feature = "websocket")]
     pub(crate) async fn readable(&self) -> io::Result<()> {
         self.0.readable().await
     }

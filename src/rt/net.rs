@@ -172,6 +172,7 @@ impl TcpStream {
     }
 
     /// Waits until a read may find data (or the end of the stream).
+    #[cfg(feature = "websocket")]
     pub(crate) async fn readable(&self) -> io::Result<()> {
         self.source.ready(READ).await
     }

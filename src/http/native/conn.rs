@@ -739,14 +739,17 @@ async fn read_into(
 /// Cancel-safe: the buffer only changes inside the non-blocking read, never across an await.
 /// Reads land on the stack first, so a read that finds nothing leaves `buf` as it was: an idle
 /// connection holds no buffer (growing `buf` before reading kept 4 KiB per idle connection).
-async fn read_some(stream: &TcpStream, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
-    // A buffer with no allocation is not given one until there is something to read, so a
-    // waiting connection (idle keep-alive, or a handler running) holds no read buffer.
-    if buf.capacity() == 0 {
-        stream.readable().await?;
-    }
-    // Read straight into the buffer's spare room (bodies take up to 64 KiB per read).
-    stream.read_append(buf, max).await
+fn read_some<'a>(
+    stream: &'a TcpStream,
+    buf: &'a mut Vec<u8>,
+    max: usize,
+) -> impl Future<Output = io::Result<usize>> + 'a {
+    // A buffer with no allocation is not given one until there is something to read (the
+    // read goes through the stack then), so a waiting connection (idle keep-alive, or a
+    // handler running) holds no read buffer; an allocated one is read into straight (bodies
+    // take up to 64 KiB per read). No wait for readiness first: the read waits for it itself,
+    // and a separate wait cost a future and a readiness check per request.
+    stream.read_append(buf, max)
 }
 
 /// Resolves when the client closes or resets the connection; bytes it sends meanwhile (a
