@@ -222,16 +222,25 @@ impl Monitor {
     }
 
     /// Marks the end of a task poll; a long one is counted and logged as a stall.
+    #[inline]
     fn poll_end(&self, generation: u64, started: Instant) {
         self.poll_start.store(0, Ordering::Release);
         let now = Instant::now();
         // A comparison of instants: `elapsed` (a subtraction into a `Duration`) cost about 40
         // instructions per poll, and only a stall needs the length.
-        match started.checked_add(self.threshold) {
-            Some(stall_at) if now >= stall_at => {}
-            _ => return,
+        if let Some(stall_at) = started.checked_add(self.threshold) {
+            if now >= stall_at {
+                self.stalled(generation, now.saturating_duration_since(started));
+            }
         }
-        let took = now.saturating_duration_since(started);
+    }
+
+    /// Counts and logs the stall of a poll that took `took`.
+    ///
+    /// Apart from [`Monitor::poll_end`], so that every poll's path stays short.
+    #[cold]
+    #[inline(never)]
+    fn stalled(&self, generation: u64, took: Duration) {
         let route = self.route.load(Ordering::Relaxed);
         self.count_stall(route);
         let label = self.label(route);
