@@ -41,7 +41,10 @@ use crate::server::state::{BodyMemory, ConnGuard, ServerState, BODY_MEMORY_FULL}
 #[cfg(feature = "websocket")]
 use crate::websocket::WebSocket;
 
+mod respond;
 mod stream;
+
+use respond::{write_all_to, Unsent};
 
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 4096;
@@ -265,12 +268,13 @@ impl Conn {
     /// Handles one request; `Ok(true)` if the connection stays open for another.
     /// The first bytes of the request are already buffered.
     ///
-    /// This future is boxed per request (see [`serve`]), so its size is a per-request cost:
-    /// each step that waits is a small future of its own, the request's parts are built by
-    /// plain functions (a local borrowed across an await stays in the frame), and the handler
-    /// and the disconnect watch are polled in place rather than moved into an `or` of
-    /// `async` blocks (which stores each future twice). 2,888 bytes before, past glibc's
-    /// per-thread cache (1,032 bytes), so every request took malloc's and free's slow path.
+    /// This future runs in place in the connection's (see [`serve`]) but is made and moved
+    /// there once per request, so its size is a per-request cost and part of every idle
+    /// connection's: each step that waits is a small future of its own, made only when it
+    /// must wait (a head already whole, a response the socket takes at once, need none), the
+    /// request's parts are built by plain functions (a local borrowed across an await stays
+    /// in the frame), and the handler and the disconnect watch are polled in place rather
+    /// than moved into an `or` of `async` blocks (which stores each future twice).
     async fn exchange(&mut self) -> Result<bool, Stop> {
         // Most heads arrive whole in the read that ended the idle wait: taken at once, with no
         // head-reading future made (and moved) for them.
@@ -482,31 +486,6 @@ impl Conn {
         }))
     }
 
-    /// Writes what [`Conn::respond_now`] could not; `Ok(true)` if the connection may carry
-    /// another request.
-    ///
-    /// Boxed: this future (about 500 bytes, with the write's stall timer) is needed only for a
-    /// response the socket did not take at once (a large body, a stream, a slow reader), and in
-    /// place it made every exchange's future, which each request builds and moves, that much
-    /// larger.
-    fn finish_response(
-        &mut self,
-        unsent: Unsent,
-    ) -> Pin<Box<impl Future<Output = Result<bool, Stop>> + '_>> {
-        Box::pin(async move {
-            let Unsent {
-                first,
-                written,
-                rest,
-                close,
-            } = unsent;
-            self.write_response(&first[written..], rest)
-                .await
-                .map_err(|_| Stop::Quiet)?;
-            Ok(!close)
-        })
-    }
-
     /// Reads the rest of the request head `reader` has begun.
     async fn read_head(&mut self, mut reader: HeadReader) -> Result<Head, Stop> {
         let state = self.state.clone();
@@ -609,22 +588,6 @@ impl Conn {
         read_into(&self.stream, &mut self.buf, READ_CHUNK, deadline)
     }
 
-    /// Writes a prepared response: its first write (the head, with a small body), then the
-    /// rest of the body with its framing.
-    async fn write_response(&mut self, first: &[u8], rest: OutBody) -> io::Result<()> {
-        self.write_all(first).await?;
-        match rest {
-            OutBody::Empty => Ok(()),
-            OutBody::Full(bytes) => self.write_all(&bytes).await,
-            // Boxed: a stream's writer is large and rare, and would otherwise grow the future
-            // of every response (see `exchange`).
-            OutBody::Chunked(stream) => Box::pin(self.write_stream(stream, true)).await,
-            OutBody::UntilClose(stream) | OutBody::Sized(stream) => {
-                Box::pin(self.write_stream(stream, false)).await
-            }
-        }
-    }
-
     /// Writes all of `bytes`; fails if no progress is made for the write timeout.
     fn write_all<'a>(&'a self, bytes: &'a [u8]) -> impl Future<Output = io::Result<()>> + 'a {
         write_all_to(&self.stream, bytes, self.state.config().write_timeout)
@@ -644,18 +607,6 @@ impl Conn {
             }
         }
     }
-}
-
-/// The part of a response the socket did not take at once.
-struct Unsent {
-    /// The first write: the head, with a small body.
-    first: Vec<u8>,
-    /// How much of `first` went out.
-    written: usize,
-    /// The rest of the body.
-    rest: OutBody,
-    /// Close the connection after this response.
-    close: bool,
 }
 
 /// What the connection needs from a head once the request is built from it.
@@ -764,21 +715,6 @@ async fn watch_disconnect(stream: &TcpStream, buf: &mut Vec<u8>, cap: usize) {
             Ok(_) => {}
         }
     }
-}
-
-/// Writes all of `bytes` to `stream`; fails if no progress is made for `stall`.
-async fn write_all_to(stream: &TcpStream, mut bytes: &[u8], stall: Duration) -> io::Result<()> {
-    while !bytes.is_empty() {
-        let write = pin!(stream.write(bytes));
-        let n = timeout(|| Instant::now() + stall, write)
-            .await
-            .unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::TimedOut, "write stalled")))?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        bytes = &bytes[n..];
-    }
-    Ok(())
 }
 
 #[cfg(test)]
