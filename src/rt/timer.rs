@@ -450,6 +450,22 @@ mod tests {
         });
     }
 
+    #[test]
+    fn a_sleep_moved_to_a_deadline_already_passed_fires_on_the_next_turn() {
+        crate::rt::block_on(async {
+            let start = Instant::now();
+            let mut sleep = Sleep::until(start + Duration::from_millis(2));
+            assert!(futures_lite::future::poll_once(&mut sleep).await.is_none());
+            std::thread::sleep(Duration::from_millis(5));
+            // Kept in the heap (not earlier than its entry) and not checked against the clock
+            // on this poll; the entry, due already, wakes it on the loop's next turn.
+            sleep.reset(Instant::now());
+            assert!(futures_lite::future::poll_once(&mut sleep).await.is_none());
+            (&mut sleep).await;
+            assert!(start.elapsed() < Duration::from_secs(5));
+        });
+    }
+
     fn _assert_send<T: Send>() {}
     const _: fn() = _assert_send::<Sleep>;
 
