@@ -31,7 +31,8 @@ const MAX_TASK_LABELS: usize = 64;
 
 /// Shared between the loop and its watchdog thread.
 pub(crate) struct Monitor {
-    /// Time zero for the nanosecond timestamps below.
+    /// Time zero for the nanosecond timestamps below: the loop's ([`crate::rt::epoch`]), so
+    /// the reactor's dispatch time is one of them already.
     epoch: Instant,
     /// When the current poll began, in nanoseconds since `epoch` plus one; 0 while not polling.
     poll_start: AtomicU64,
@@ -79,7 +80,7 @@ impl Monitor {
             .chain(labels)
             .collect();
         let monitor = Arc::new(Monitor {
-            epoch: Instant::now(),
+            epoch: crate::rt::epoch(),
             poll_start: AtomicU64::new(0),
             polls: AtomicU64::new(0),
             route: AtomicUsize::new(0),
@@ -221,12 +222,25 @@ impl Monitor {
     }
 
     /// Marks the end of a task poll; a long one is counted and logged as a stall.
+    #[inline]
     fn poll_end(&self, generation: u64, started: Instant) {
         self.poll_start.store(0, Ordering::Release);
-        let took = started.elapsed();
-        if took < self.threshold {
-            return;
+        let now = Instant::now();
+        // A comparison of instants: `elapsed` (a subtraction into a `Duration`) cost about 40
+        // instructions per poll, and only a stall needs the length.
+        if let Some(stall_at) = started.checked_add(self.threshold) {
+            if now >= stall_at {
+                self.stalled(generation, now.saturating_duration_since(started));
+            }
         }
+    }
+
+    /// Counts and logs the stall of a poll that took `took`.
+    ///
+    /// Apart from [`Monitor::poll_end`], so that every poll's path stays short.
+    #[cold]
+    #[inline(never)]
+    fn stalled(&self, generation: u64, took: Duration) {
         let route = self.route.load(Ordering::Relaxed);
         self.count_stall(route);
         let label = self.label(route);
@@ -250,7 +264,7 @@ impl Monitor {
     /// Records how long a woken task waited for the loop (`now` in nanoseconds, as `woken_at`).
     fn record_lag(&self, woken_at: u64, now: u64) {
         let lag = now.saturating_sub(woken_at);
-        self.lag.observe(Duration::from_nanos(lag));
+        self.lag.observe_nanos(lag);
         self.recent_lag.record(now, lag);
     }
 
@@ -356,7 +370,11 @@ impl RecentMax {
     /// Records `value` (nanoseconds) at time `now` (nanoseconds).
     fn record(&self, now: u64, value: u64) {
         self.roll(now);
-        self.current.fetch_max(value, Ordering::Relaxed);
+        // Only the loop records, so a plain look first spares the read-modify-write of almost
+        // every (smaller) value.
+        if value > self.current.load(Ordering::Relaxed) {
+            self.current.fetch_max(value, Ordering::Relaxed);
+        }
     }
 
     /// Returns the largest value of the last one to two seconds at time `now`.
@@ -372,6 +390,9 @@ impl RecentMax {
     /// Moves to the window of `now`, dropping values older than the previous window.
     fn roll(&self, now: u64) {
         let window = now / 1_000_000_000;
+        if self.window.load(Ordering::Relaxed) == window {
+            return;
+        }
         let old = self.window.swap(window, Ordering::Relaxed);
         if old == window {
             return;
@@ -457,9 +478,10 @@ impl Wake for LagWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        // Woken by the loop's reactor (the common case), the time it saw the events will do.
-        let now = crate::rt::dispatch_time().unwrap_or_else(Instant::now);
-        let now = nanos_since(self.epoch, now);
+        // Woken by the loop's reactor (the common case), the time it saw the events will do,
+        // converted once for all the tasks it wakes.
+        let now =
+            crate::rt::dispatch_nanos().unwrap_or_else(|| nanos_since(self.epoch, Instant::now()));
         let _ = self
             .woken_at
             .compare_exchange(0, now, Ordering::AcqRel, Ordering::Relaxed);

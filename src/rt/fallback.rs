@@ -67,6 +67,7 @@ impl TcpStream {
     }
 
     /// Waits until a read may find data.
+    #[cfg(feature = "websocket")]
     pub(crate) async fn readable(&self) -> io::Result<()> {
         self.0.readable().await
     }
@@ -107,6 +108,11 @@ impl TcpStream {
     #[cfg(feature = "websocket")]
     pub(crate) async fn writable(&self) -> io::Result<()> {
         self.0.writable().await
+    }
+
+    /// Writes some of `bytes` now, or `WouldBlock`.
+    pub(crate) fn write_now(&self, bytes: &[u8]) -> io::Result<usize> {
+        (&mut self.0.get_ref()).write(bytes)
     }
 
     /// Writes some of `bytes`, waiting until the socket takes any.

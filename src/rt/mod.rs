@@ -30,8 +30,8 @@ pub(crate) use driver::{block_on, prepare, with_reactor};
 #[cfg(target_os = "linux")]
 pub(crate) use net::{TcpListener, TcpStream};
 #[cfg(target_os = "linux")]
-pub(crate) use reactor::dispatch_time;
-pub(crate) use signal::Signal;
+pub(crate) use reactor::dispatch_nanos;
+pub(crate) use signal::{Signal, Wait};
 #[cfg(target_os = "linux")]
 pub(crate) use timer::Sleep;
 
@@ -40,16 +40,34 @@ mod fallback;
 #[cfg(not(target_os = "linux"))]
 pub(crate) use fallback::{block_on, prepare, with_reactor, Sleep, TcpListener, TcpStream};
 
-/// Returns when the loop woke for the events it is dispatching now: never known here.
+/// Returns when the loop woke for the events it is dispatching now (see [`nanos`]): never
+/// known here.
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn dispatch_time() -> Option<Instant> {
+pub(crate) fn dispatch_nanos() -> Option<u64> {
     None
 }
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
+use std::sync::OnceLock;
 use std::task::Poll;
 use std::time::Instant;
+
+/// Returns time zero of the loop's nanosecond timestamps ([`nanos`]), fixed at first use.
+pub(crate) fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// Nanoseconds from [`epoch`] to `at`, plus one so the result is never 0 (0 can mean "none").
+///
+/// One time zero for the process, so the reactor converts its reading once per dispatch and
+/// every task it wakes takes the number as it is (the monitor's wake-up times).
+pub(crate) fn nanos(at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(epoch()).as_nanos())
+        .unwrap_or(u64::MAX - 1)
+        .saturating_add(1)
+}
 
 /// Polls `future` until it completes or the deadline passes; `None` if the deadline came first.
 ///
@@ -74,28 +92,6 @@ pub(crate) fn timeout<'a, F: Future>(
             Sleep::until(at)
         });
         Pin::new(sleep).poll(cx).map(|()| None)
-    })
-}
-
-/// [`timeout`] on a sleep the caller keeps across waits: `deadline` is called, and `sleep`
-/// reset to it, only if `future` does not complete on its first poll.
-///
-/// A connection's idle wait uses it with one sleep for the connection's whole life, so a
-/// keep-alive request costs no timer registration (see [`Sleep::reset`]).
-pub(crate) fn timeout_on<'a, F: Future>(
-    sleep: &'a mut Sleep,
-    deadline: impl FnOnce() -> Instant + 'a,
-    mut future: Pin<&'a mut F>,
-) -> impl Future<Output = Option<F::Output>> + 'a {
-    let mut deadline = Some(deadline);
-    poll_fn(move |cx| {
-        if let Poll::Ready(out) = future.as_mut().poll(cx) {
-            return Poll::Ready(Some(out));
-        }
-        if let Some(deadline) = deadline.take() {
-            sleep.reset(deadline());
-        }
-        Pin::new(&mut *sleep).poll(cx).map(|()| None)
     })
 }
 

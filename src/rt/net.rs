@@ -172,6 +172,7 @@ impl TcpStream {
     }
 
     /// Waits until a read may find data (or the end of the stream).
+    #[cfg(feature = "websocket")]
     pub(crate) async fn readable(&self) -> io::Result<()> {
         self.source.ready(READ).await
     }
@@ -243,6 +244,16 @@ impl TcpStream {
     #[cfg(feature = "websocket")]
     pub(crate) async fn writable(&self) -> io::Result<()> {
         self.source.ready(WRITE).await
+    }
+
+    /// Writes some of `bytes` now if the socket may take them, else `WouldBlock`; a short
+    /// write clears the readiness, as [`TcpStream::write`] does.
+    pub(crate) fn write_now(&self, bytes: &[u8]) -> io::Result<usize> {
+        let n = self
+            .source
+            .try_io(WRITE, |mut stream| stream.write(bytes))?;
+        self.source.note_transfer(WRITE, n, bytes.len());
+        Ok(n)
     }
 
     /// Writes some of `bytes`, waiting until the socket takes any.

@@ -274,8 +274,9 @@ impl ServerState {
     }
 
     /// Returns a future that completes when a graceful shutdown begins; it holds no borrow of
-    /// the state, so it can race a read of the same connection.
-    pub(crate) fn stopped(&self) -> impl Future<Output = ()> + 'static {
+    /// the state, so it can race a read of the same connection, and it can be awaited again and
+    /// again (a connection keeps one for its whole life).
+    pub(crate) fn stopped(&self) -> crate::rt::Wait {
         self.stopping.wait()
     }
 

@@ -118,6 +118,69 @@ pub(crate) fn frame_chunk(frame: &mut Vec<u8>, chunk: &[u8], chunked: bool) {
     }
 }
 
+/// Where a head's bytes are appended: a `Vec`, or the stack buffer [`HeadBytes`].
+pub(crate) trait Sink {
+    /// Appends `bytes`.
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// Bytes of a head gathered on the stack and copied into its `Vec` once.
+///
+/// Each piece of a head (status line, `Date`, each header's name, `: `, value and CRLF) went
+/// into the `Vec` with `extend_from_slice`, a call with its own capacity check per piece (about
+/// 25 instructions each beside the copy); here a constant piece is a plain store and a
+/// variable one a bounds check and a copy. A head longer than the buffer moves on to the `Vec`
+/// in order.
+struct HeadBytes {
+    /// The bytes not yet in `out`; the first `len` are used.
+    stack: [u8; HEAD_STACK],
+    /// How much of `stack` is used.
+    len: usize,
+    /// The head's bytes before those in `stack`.
+    out: Vec<u8>,
+}
+
+/// Room on the stack for a head: the demo's `/healthz` head takes about 190 bytes.
+const HEAD_STACK: usize = 256;
+
+impl HeadBytes {
+    /// Starts a head whose bytes will end up in `out`.
+    fn new(out: Vec<u8>) -> HeadBytes {
+        HeadBytes {
+            stack: [0; HEAD_STACK],
+            len: 0,
+            out,
+        }
+    }
+
+    /// Returns the whole head.
+    fn finish(mut self) -> Vec<u8> {
+        self.out.extend_from_slice(&self.stack[..self.len]);
+        self.out
+    }
+}
+
+impl Sink for HeadBytes {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        let end = self.len + bytes.len();
+        if let Some(room) = self.stack.get_mut(self.len..end) {
+            room.copy_from_slice(bytes);
+            self.len = end;
+            return;
+        }
+        self.out.extend_from_slice(&self.stack[..self.len]);
+        self.out.extend_from_slice(bytes);
+        self.len = 0;
+    }
+}
+
 /// Appends `n` in decimal.
 ///
 /// By hand rather than with `write!`: the status and `Content-Length` of every response went
@@ -142,18 +205,12 @@ fn decimal(mut n: u64) -> ([u8; 20], usize) {
     }
 }
 
-/// Appends the `Content-Length: n\r\n` line, built on the stack and copied once.
-fn push_content_length(out: &mut Vec<u8>, n: u64) {
-    const PREFIX: &[u8] = b"Content-Length: ";
-    // The prefix, up to 20 digits and CRLF.
-    let mut line = [0u8; 16 + 20 + 2];
-    line[..PREFIX.len()].copy_from_slice(PREFIX);
+/// Appends the `Content-Length: n\r\n` line.
+fn push_content_length(out: &mut impl Sink, n: u64) {
     let (digits, at) = decimal(n);
-    let count = digits.len() - at;
-    let end = PREFIX.len() + count;
-    line[PREFIX.len()..end].copy_from_slice(&digits[at..]);
-    line[end..end + 2].copy_from_slice(b"\r\n");
-    out.extend_from_slice(&line[..end + 2]);
+    out.put(b"Content-Length: ");
+    out.put(&digits[at..]);
+    out.put(b"\r\n");
 }
 
 /// Appends `n` in lowercase hexadecimal (a chunk size).
@@ -172,16 +229,17 @@ fn push_hex(out: &mut Vec<u8>, mut n: usize) {
 }
 
 /// Appends the status line of `status` (`HTTP/1.1 200 OK\r\n`).
-fn push_status_line(out: &mut Vec<u8>, status: u16) {
+fn push_status_line(out: &mut impl Sink, status: u16) {
     if let Some(line) = status_line(status) {
-        out.extend_from_slice(line.as_bytes());
+        out.put(line.as_bytes());
         return;
     }
-    out.extend_from_slice(b"HTTP/1.1 ");
-    push_decimal(out, u64::from(status));
-    out.push(b' ');
-    out.extend_from_slice(reason(status).as_bytes());
-    out.extend_from_slice(b"\r\n");
+    let (digits, at) = decimal(u64::from(status));
+    out.put(b"HTTP/1.1 ");
+    out.put(&digits[at..]);
+    out.put(b" ");
+    out.put(reason(status).as_bytes());
+    out.put(b"\r\n");
 }
 
 /// Returns `true` for a header the server writes itself (a handler's value is ignored).
@@ -230,9 +288,9 @@ pub(crate) fn prepare(response: Response, exchange: Exchange, shutting_down: boo
     // Room for the status, date and framing lines and 64 bytes per header: a head with longer
     // headers grows once. An estimate rather than a pass over the headers to size them, which
     // cost more than the growth it saved for the usual few short headers.
-    let mut head = Vec::with_capacity(128 + 64 * headers.len() + joined);
+    let mut head = HeadBytes::new(Vec::with_capacity(128 + 64 * headers.len() + joined));
     push_status_line(&mut head, status);
-    date::append_line(&mut head);
+    date::with_line(|line| head.put(line));
 
     // 204 and 304 never carry a body; HEAD carries the headers a GET would.
     let bodiless_status = status == 204 || status == 304;
@@ -272,7 +330,7 @@ pub(crate) fn prepare(response: Response, exchange: Exchange, shutting_down: boo
             }
         }
         Body::Stream(rx) => {
-            head.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+            head.put(b"Transfer-Encoding: chunked\r\n");
             if exchange.head_request {
                 OutBody::Empty
             } else {
@@ -287,22 +345,22 @@ pub(crate) fn prepare(response: Response, exchange: Exchange, shutting_down: boo
             close |= name.eq_ignore_ascii_case("connection") && lists_close(value);
             continue;
         }
-        // The separators are pushed byte by byte: the room is mostly reserved, and a copy
-        // call per two bytes cost more than the bytes.
-        head.extend_from_slice(name.as_bytes());
-        head.push(b':');
-        head.push(b' ');
-        head.extend_from_slice(value.as_bytes());
-        head.push(b'\r');
-        head.push(b'\n');
+        head.put(name.as_bytes());
+        head.put(b": ");
+        head.put(value.as_bytes());
+        head.put(b"\r\n");
     }
     if close {
-        head.extend_from_slice(b"Connection: close\r\n");
+        head.put(b"Connection: close\r\n");
     } else if exchange.http10 {
-        head.extend_from_slice(b"Connection: keep-alive\r\n");
+        head.put(b"Connection: keep-alive\r\n");
     }
-    head.extend_from_slice(b"\r\n");
-    Outgoing { head, body, close }
+    head.put(b"\r\n");
+    Outgoing {
+        head: head.finish(),
+        body,
+        close,
+    }
 }
 
 /// Builds the complete bytes of a server-generated error response (always `Connection: close`).

@@ -24,7 +24,7 @@
 use std::future::{poll_fn, Future};
 use std::io;
 use std::net::{Shutdown, SocketAddr};
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -36,12 +36,15 @@ use crate::http::h1::parse::{self, BodyKind, Head, HeadReader, Reject};
 use crate::http::h1::write::{self, Exchange, OutBody};
 use crate::request::Request;
 use crate::router::{Dispatcher, Routed};
-use crate::rt::{timeout, timeout_on, Sleep, TcpStream};
+use crate::rt::{timeout, Sleep, TcpStream, Wait};
 use crate::server::state::{BodyMemory, ConnGuard, ServerState, BODY_MEMORY_FULL};
 #[cfg(feature = "websocket")]
 use crate::websocket::WebSocket;
 
+mod respond;
 mod stream;
+
+use respond::{write_all_to, Unsent};
 
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 4096;
@@ -98,6 +101,10 @@ struct Conn {
     shed_streak: u32,
     /// The idle (keep-alive or first-head) deadline: one sleep, moved for each wait.
     idle: Sleep,
+    /// The graceful-shutdown notice, awaited by every idle wait: one registration for the
+    /// connection's life (a wait made per request cost about 110 instructions to register and
+    /// drop; while the connection is busy, a shutdown only wakes it once, harmlessly).
+    stop: Wait,
     /// Keeps the connection counted against the cap while it lives.
     _open: ConnGuard,
 }
@@ -114,6 +121,7 @@ pub(crate) fn serve(
     peer: SocketAddr,
     open: ConnGuard,
 ) -> impl Future<Output = ()> {
+    let stop = state.stopped();
     let mut conn = Conn {
         state,
         dispatcher,
@@ -122,6 +130,7 @@ pub(crate) fn serve(
         buf: Vec::new(),
         shed_streak: 0,
         idle: Sleep::never(),
+        stop,
         _open: open,
     };
     async move {
@@ -225,24 +234,31 @@ impl Conn {
         if close_idle && self.state.is_stopping() {
             return Err(Stop::Quiet);
         }
-        let stopping = self.state.stopped();
-        let (stream, buf, idle) = (&self.stream, &mut self.buf, &mut self.idle);
-        let read = async {
-            let read = pin!(read_some(stream, buf, READ_CHUNK));
+        let (stream, buf, idle, stopping) =
+            (&self.stream, &mut self.buf, &mut self.idle, &mut self.stop);
+        let mut read = pin!(read_some(stream, buf, READ_CHUNK));
+        // The deadline is read from the clock, and the connection's one sleep moved to it (see
+        // `Sleep::reset`), only if the read has to wait.
+        let mut deadline = Some(move || Instant::now() + idle_limit);
+        // One future polling the three in turn: an `or` of `async` blocks around a timeout
+        // made and moved three nested futures per request.
+        let outcome = poll_fn(|cx| {
+            if let Poll::Ready(read) = read.as_mut().poll(cx) {
+                return Poll::Ready(read.ok());
+            }
+            if let Some(deadline) = deadline.take() {
+                idle.reset(deadline());
+            }
             // A timeout or a failed read closes alike.
-            timeout_on(idle, || Instant::now() + idle_limit, read)
-                .await
-                .and_then(Result::ok)
-        };
-        let outcome = read
-            .or(async move {
-                stopping.await;
-                if !close_idle {
-                    futures_lite::future::pending::<()>().await;
-                }
-                None
-            })
-            .await;
+            if Pin::new(&mut *idle).poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            if close_idle && Pin::new(&mut *stopping).poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            Poll::Pending
+        })
+        .await;
         match outcome {
             Some(n) if n > 0 => Ok(()),
             _ => Err(Stop::Quiet),
@@ -252,14 +268,22 @@ impl Conn {
     /// Handles one request; `Ok(true)` if the connection stays open for another.
     /// The first bytes of the request are already buffered.
     ///
-    /// This future is boxed per request (see [`serve`]), so its size is a per-request cost:
-    /// each step that waits is a small future of its own, the request's parts are built by
-    /// plain functions (a local borrowed across an await stays in the frame), and the handler
-    /// and the disconnect watch are polled in place rather than moved into an `or` of
-    /// `async` blocks (which stores each future twice). 2,888 bytes before, past glibc's
-    /// per-thread cache (1,032 bytes), so every request took malloc's and free's slow path.
+    /// This future runs in place in the connection's (see [`serve`]) but is made and moved
+    /// there once per request, so its size is a per-request cost and part of every idle
+    /// connection's: each step that waits is a small future of its own, made only when it
+    /// must wait (a head already whole, a response the socket takes at once, need none), the
+    /// request's parts are built by plain functions (a local borrowed across an await stays
+    /// in the frame), and the handler and the disconnect watch are polled in place rather
+    /// than moved into an `or` of `async` blocks (which stores each future twice).
     async fn exchange(&mut self) -> Result<bool, Stop> {
-        let head = self.read_head().await?;
+        // Most heads arrive whole in the read that ended the idle wait: taken at once, with no
+        // head-reading future made (and moved) for them.
+        let config = self.state.config();
+        let mut reader = HeadReader::default();
+        let head = match reader.advance(&mut self.buf, config.max_head_bytes, config.max_headers)? {
+            Some(head) => head,
+            None => self.read_head(reader).await?,
+        };
         let dispatcher = self.dispatcher.clone();
         let (req, framing) = begin(head, Some(self.peer));
         let (req, route_id) = match route(&dispatcher, req) {
@@ -316,7 +340,11 @@ impl Conn {
         let Some(response) = response else {
             return Err(Stop::Quiet);
         };
-        self.respond(response, framing.exchange).await
+        // Not `respond`: its future would be made (and moved) even when nothing waits.
+        match self.respond_now(response, framing.exchange)? {
+            Ok(keep_alive) => Ok(keep_alive),
+            Err(unsent) => self.finish_response(unsent).await,
+        }
     }
 
     /// Completes a WebSocket handshake: the error answer for a bad one, or the `101` and
@@ -400,14 +428,33 @@ impl Conn {
 
     /// Writes `response`; `Ok(true)` if the connection may carry another request.
     ///
-    /// A plain function that prepares the bytes at once and returns only the writing as a
-    /// future: the response (96 bytes) and the prepared head then take no room in the future,
-    /// which every exchange holds (see `exchange`).
+    /// A plain function that prepares the bytes and writes what the socket takes at once (see
+    /// [`Conn::respond_now`]), returning only the rest of the writing as a future.
     fn respond(
         &mut self,
         response: crate::Response,
         exchange: Exchange,
     ) -> impl Future<Output = Result<bool, Stop>> + '_ {
+        let now = self.respond_now(response, exchange);
+        async move {
+            match now? {
+                Ok(keep_alive) => Ok(keep_alive),
+                Err(unsent) => self.finish_response(unsent).await,
+            }
+        }
+    }
+
+    /// Prepares `response` and writes what the socket takes right away: `Ok(keep_alive)` when
+    /// that was all of it, else what [`Conn::finish_response`] still has to write.
+    ///
+    /// Most responses fit in the socket's buffer at once, and then no writing future is made:
+    /// making one (488 bytes, with its write timeout) and moving it into the exchange's future
+    /// cost about 250 instructions per request.
+    fn respond_now(
+        &mut self,
+        response: crate::Response,
+        exchange: Exchange,
+    ) -> Result<Result<bool, Unsent>, Stop> {
         if response.status() == 503 {
             self.shed_streak = self.shed_streak.saturating_add(1);
         } else {
@@ -416,28 +463,37 @@ impl Conn {
         let out = write::prepare(response, exchange, self.state.is_draining());
         let close = out.close;
         let (first, rest) = out.into_first_write();
-        async move {
-            self.write_response(&first, rest)
-                .await
-                .map_err(|_| Stop::Quiet)?;
-            Ok(!close)
+        let written = match self.stream.write_now(&first) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                0
+            }
+            Err(_) => return Err(Stop::Quiet),
+        };
+        if written == first.len() && matches!(rest, OutBody::Empty) {
+            return Ok(Ok(!close));
         }
+        Ok(Err(Unsent {
+            first,
+            written,
+            rest,
+            close,
+        }))
     }
 
-    /// Reads the next request head.
-    async fn read_head(&mut self) -> Result<Head, Stop> {
+    /// Reads the rest of the request head `reader` has begun.
+    async fn read_head(&mut self, mut reader: HeadReader) -> Result<Head, Stop> {
         let state = self.state.clone();
         let config = state.config();
         // The head timer starts with the head's first read that has to wait: the first bytes
         // are already buffered, and most heads arrive in one read.
         let mut deadline = None;
-        let mut reader = HeadReader::default();
         loop {
-            if let Some(head) =
-                reader.advance(&mut self.buf, config.max_head_bytes, config.max_headers)?
-            {
-                return Ok(head);
-            }
             let limit = config.header_timeout;
             match self
                 .fill(|| *deadline.get_or_insert_with(|| Instant::now() + limit))
@@ -449,6 +505,11 @@ impl Conn {
                     return Err(parse::reject(408, "request head not received in time").into())
                 }
                 Err(_) => return Err(Stop::Quiet),
+            }
+            if let Some(head) =
+                reader.advance(&mut self.buf, config.max_head_bytes, config.max_headers)?
+            {
+                return Ok(head);
             }
         }
     }
@@ -525,22 +586,6 @@ impl Conn {
             "read buffer past its bound (see the module docs)"
         );
         read_into(&self.stream, &mut self.buf, READ_CHUNK, deadline)
-    }
-
-    /// Writes a prepared response: its first write (the head, with a small body), then the
-    /// rest of the body with its framing.
-    async fn write_response(&mut self, first: &[u8], rest: OutBody) -> io::Result<()> {
-        self.write_all(first).await?;
-        match rest {
-            OutBody::Empty => Ok(()),
-            OutBody::Full(bytes) => self.write_all(&bytes).await,
-            // Boxed: a stream's writer is large and rare, and would otherwise grow the future
-            // of every response (see `exchange`).
-            OutBody::Chunked(stream) => Box::pin(self.write_stream(stream, true)).await,
-            OutBody::UntilClose(stream) | OutBody::Sized(stream) => {
-                Box::pin(self.write_stream(stream, false)).await
-            }
-        }
     }
 
     /// Writes all of `bytes`; fails if no progress is made for the write timeout.
@@ -645,14 +690,17 @@ async fn read_into(
 /// Cancel-safe: the buffer only changes inside the non-blocking read, never across an await.
 /// Reads land on the stack first, so a read that finds nothing leaves `buf` as it was: an idle
 /// connection holds no buffer (growing `buf` before reading kept 4 KiB per idle connection).
-async fn read_some(stream: &TcpStream, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
-    // A buffer with no allocation is not given one until there is something to read, so a
-    // waiting connection (idle keep-alive, or a handler running) holds no read buffer.
-    if buf.capacity() == 0 {
-        stream.readable().await?;
-    }
-    // Read straight into the buffer's spare room (bodies take up to 64 KiB per read).
-    stream.read_append(buf, max).await
+fn read_some<'a>(
+    stream: &'a TcpStream,
+    buf: &'a mut Vec<u8>,
+    max: usize,
+) -> impl Future<Output = io::Result<usize>> + 'a {
+    // A buffer with no allocation is not given one until there is something to read (the
+    // read goes through the stack then), so a waiting connection (idle keep-alive, or a
+    // handler running) holds no read buffer; an allocated one is read into straight (bodies
+    // take up to 64 KiB per read). No wait for readiness first: the read waits for it itself,
+    // and a separate wait cost a future and a readiness check per request.
+    stream.read_append(buf, max)
 }
 
 /// Resolves when the client closes or resets the connection; bytes it sends meanwhile (a
@@ -667,21 +715,6 @@ async fn watch_disconnect(stream: &TcpStream, buf: &mut Vec<u8>, cap: usize) {
             Ok(_) => {}
         }
     }
-}
-
-/// Writes all of `bytes` to `stream`; fails if no progress is made for `stall`.
-async fn write_all_to(stream: &TcpStream, mut bytes: &[u8], stall: Duration) -> io::Result<()> {
-    while !bytes.is_empty() {
-        let write = pin!(stream.write(bytes));
-        let n = timeout(|| Instant::now() + stall, write)
-            .await
-            .unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::TimedOut, "write stalled")))?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        bytes = &bytes[n..];
-    }
-    Ok(())
 }
 
 #[cfg(test)]
