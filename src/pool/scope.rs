@@ -1,14 +1,18 @@
 //! The request scope: which request the loop is polling right now. While a handler future is
-//! polled, a thread-local points at its scope, so `offload` finds the route's pool class and
+//! polled, a thread-local holds its scope, so `offload` finds the route's pool class and
 //! reports the job's queue wait back to the request (for the access log); a wedged job's report
 //! names the route.
+//!
+//! A scope costs no allocation: the routes' classes and labels are a table built once per
+//! server, and a request's scope (the table, its route id and its queue wait so far) moves into
+//! the thread-local for each poll and back out after it. An `Rc` of the scope and a box of the
+//! handler future cost two allocations per request (about 260 instructions).
 
-use std::cell::{Cell, RefCell};
-use std::future::Future;
-use std::pin::Pin;
+use std::cell::RefCell;
+use std::future::{poll_fn, Future};
+use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::class::ClassHandle;
@@ -16,95 +20,144 @@ use crate::observe::monitor::Monitor;
 
 thread_local! {
     /// The scope of the handler being polled on this thread, if any.
-    static CURRENT: RefCell<Option<Rc<RequestScope>>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<RequestScope>> = const { RefCell::new(None) };
 }
 
-/// What the loop knows about one request while its handler runs.
+/// What the loop knows about a route for its requests' pool jobs.
 #[derive(Debug)]
-pub(crate) struct RequestScope {
+pub(crate) struct RouteScope {
     /// The route's pool class.
     pub(crate) class: ClassHandle,
     /// The route's label (`GET /report`), for reports about its pool jobs.
-    pub(crate) route: Arc<str>,
+    pub(crate) label: Arc<str>,
+}
+
+/// The scope of each route of a server, by route id; built once, shared by every request.
+pub(crate) type RouteScopes = Rc<[RouteScope]>;
+
+/// What the loop knows about one request while its handler runs.
+#[derive(Debug)]
+struct RequestScope {
+    /// The routes' scopes.
+    routes: RouteScopes,
+    /// The request's route, an index into `routes`.
+    route_id: usize,
     /// Time the request's pool jobs spent waiting for a worker.
-    pub(crate) queue_wait: Cell<Duration>,
+    queue_wait: Duration,
 }
 
 impl RequestScope {
-    /// Creates the scope of a request to route `route` in `class`.
-    pub(crate) fn new(class: ClassHandle, route: Arc<str>) -> Rc<RequestScope> {
-        Rc::new(RequestScope {
-            class,
-            route,
-            queue_wait: Cell::new(Duration::ZERO),
-        })
+    /// Returns the scope of the request's route.
+    fn route(&self) -> &RouteScope {
+        &self.routes[self.route_id]
     }
 }
 
 /// Returns the pool class of the handler being polled on this thread.
 pub(crate) fn current_class() -> Option<ClassHandle> {
-    CURRENT.with(|current| current.borrow().as_ref().map(|scope| scope.class.clone()))
+    CURRENT.with(|current| {
+        current
+            .borrow()
+            .as_ref()
+            .map(|scope| scope.route().class.clone())
+    })
 }
 
 /// Returns the label of the route whose handler is being polled on this thread.
 pub(crate) fn current_route() -> Option<Arc<str>> {
-    CURRENT.with(|current| current.borrow().as_ref().map(|scope| scope.route.clone()))
+    CURRENT.with(|current| {
+        current
+            .borrow()
+            .as_ref()
+            .map(|scope| scope.route().label.clone())
+    })
 }
 
 /// Adds a finished job's queue wait to the request being polled, if any.
 pub(crate) fn add_queue_wait(waited: Duration) {
     CURRENT.with(|current| {
-        if let Some(scope) = current.borrow().as_ref() {
-            scope.queue_wait.set(scope.queue_wait.get() + waited);
+        if let Some(scope) = current.borrow_mut().as_mut() {
+            scope.queue_wait += waited;
         }
     });
 }
 
-/// A handler future that runs inside its request's scope.
-pub(crate) struct Scoped<'a, F> {
-    /// Installed while `inner` is polled.
-    scope: Rc<RequestScope>,
-    /// Told which route is being polled, for the stall detector.
-    monitor: &'a Monitor,
-    /// The route being served.
+/// Runs `inner`, the handler of route `route_id` of `routes`, inside its request's scope;
+/// resolves to its output and the time its pool jobs waited for a worker.
+///
+/// The monitor is told which route is being polled, for the stall detector. `inner` is polled
+/// in place: this future is as large as it.
+pub(crate) async fn scoped<F: Future>(
+    routes: &RouteScopes,
+    monitor: &Monitor,
     route_id: usize,
-    /// The handler future.
-    inner: Pin<Box<F>>,
+    inner: F,
+) -> (F::Output, Duration) {
+    let mut inner = pin!(inner);
+    let mut scope = Some(RequestScope {
+        routes: routes.clone(),
+        route_id,
+        queue_wait: Duration::ZERO,
+    });
+    let output = poll_fn(|cx| {
+        monitor.enter_route(route_id);
+        let _installed = Installed::new(&mut scope);
+        inner.as_mut().poll(cx)
+    })
+    .await;
+    let queue_wait = scope.map_or(Duration::ZERO, |scope| scope.queue_wait);
+    (output, queue_wait)
 }
 
-impl<'a, F: Future> Scoped<'a, F> {
-    /// Wraps `inner`, the handler of route `route_id`.
-    pub(crate) fn new(
-        scope: Rc<RequestScope>,
-        monitor: &'a Monitor,
-        route_id: usize,
-        inner: F,
-    ) -> Self {
-        Scoped {
-            scope,
-            monitor,
-            route_id,
-            inner: Box::pin(inner),
-        }
+/// A request's scope installed as the current one for one poll; dropping it (after the poll,
+/// or while a panic unwinds) moves the scope back and restores the previous one, so a caught
+/// panic cannot leave a stale scope behind for unrelated code.
+struct Installed<'a> {
+    /// Where the request keeps its scope between polls.
+    home: &'a mut Option<RequestScope>,
+    /// The scope that was current before (a scope polled inside another).
+    previous: Option<RequestScope>,
+}
+
+impl<'a> Installed<'a> {
+    /// Moves the scope in `home` into the thread-local.
+    fn new(home: &'a mut Option<RequestScope>) -> Installed<'a> {
+        let previous = CURRENT.with(|current| current.replace(home.take()));
+        Installed { home, previous }
     }
 }
 
-impl<F: Future> Future for Scoped<'_, F> {
-    type Output = F::Output;
+impl Drop for Installed<'_> {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        *self.home = CURRENT.with(|current| current.replace(previous));
+    }
+}
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        self.monitor.enter_route(self.route_id);
-        let previous = CURRENT.with(|current| current.replace(Some(self.scope.clone())));
-        // Restore the previous scope even if the handler panics, so a caught panic cannot leave
-        // a stale scope behind for unrelated code.
-        struct Restore(Option<Rc<RequestScope>>);
-        impl Drop for Restore {
-            fn drop(&mut self) {
-                let previous = self.0.take();
-                CURRENT.with(|current| *current.borrow_mut() = previous);
-            }
-        }
-        let _restore = Restore(previous);
-        self.inner.as_mut().poll(cx)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_wait_reaches_the_polled_request_only() {
+        let class = ClassHandle::global();
+        let routes: RouteScopes = Rc::from(vec![RouteScope {
+            class,
+            label: Arc::from("GET /a"),
+        }]);
+        let monitor = Monitor::start(vec!["GET /a".into()], Duration::from_secs(1), false, None);
+        let outer = scoped(&routes, &monitor, 0, async {
+            add_queue_wait(Duration::from_millis(2));
+            assert_eq!(current_route().as_deref(), Some("GET /a"));
+            let (_, inner) = scoped(&routes, &monitor, 0, async {
+                add_queue_wait(Duration::from_millis(5));
+            })
+            .await;
+            assert_eq!(inner, Duration::from_millis(5));
+            add_queue_wait(Duration::from_millis(1));
+        });
+        let ((), waited) = futures_lite::future::block_on(outer);
+        assert_eq!(waited, Duration::from_millis(3));
+        assert!(current_route().is_none());
     }
 }

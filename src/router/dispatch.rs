@@ -11,8 +11,8 @@ use futures_lite::FutureExt;
 
 use crate::error::{Error, Result};
 use crate::observe::probes;
-use crate::pool::scope::{RequestScope, Scoped};
-use crate::pool::{self, panic_message, ClassHandle};
+use crate::pool::scope::{scoped, RouteScope, RouteScopes};
+use crate::pool::{self, panic_message};
 use crate::request::Request;
 use crate::response::{Body, IntoResponse, Response, Stream};
 use crate::router::layer::{run_chain, Endpoint, LayerStack};
@@ -34,10 +34,9 @@ pub(crate) struct Dispatcher {
     router: Rc<Router>,
     /// The router's layers, in the order written.
     layers: LayerStack,
-    /// The pool class of each route, by route id.
-    route_classes: Vec<ClassHandle>,
-    /// Each route's label (`GET /report`) as its pool jobs carry it, by route id.
-    route_labels: Vec<Arc<str>>,
+    /// The pool class and label (`GET /report`) of each route, by route id, as its requests'
+    /// scopes and pool jobs carry them.
+    route_scopes: RouteScopes,
     /// The server's counters, monitor and settings.
     state: Rc<ServerState>,
 }
@@ -49,29 +48,25 @@ impl Dispatcher {
     ///
     /// Returns [`Error::Config`] for a route naming an undeclared class.
     pub(crate) fn new(router: Router, state: Rc<ServerState>) -> Result<Dispatcher> {
-        let route_classes = router
+        let route_scopes = router
             .routes()
             .iter()
             .map(|route| {
-                state.class(route.class.as_deref()).ok_or_else(|| {
+                let class = state.class(route.class.as_deref()).ok_or_else(|| {
                     Error::Config(format!(
                         "route {} uses pool class `{}`, which is not declared",
                         route.label,
                         route.class.as_deref().unwrap_or_default()
                     ))
-                })
+                })?;
+                let label = Arc::from(route.label.as_str());
+                Ok(RouteScope { class, label })
             })
             .collect::<Result<_>>()?;
-        let route_labels = router
-            .routes()
-            .iter()
-            .map(|route| Arc::from(route.label.as_str()))
-            .collect();
         Ok(Dispatcher {
             layers: router.layer_stack(),
             router: Rc::new(router),
-            route_classes,
-            route_labels,
+            route_scopes,
             state,
         })
     }
@@ -124,14 +119,11 @@ impl Dispatcher {
             Routed::Route(id) => {
                 // The layers run in the route's scope too, so their offloaded work (gzip, large
                 // JSON) goes to the route's pool class and their polls are charged to the route.
-                let scope = RequestScope::new(
-                    self.route_classes[id].clone(),
-                    self.route_labels[id].clone(),
-                );
                 let endpoint = Endpoint::Route(self.clone(), id);
                 let chain = run_chain(&self.layers, req, endpoint);
-                let response = Scoped::new(scope.clone(), self.state.monitor(), id, chain).await;
-                (response, Some(id), scope.queue_wait.get())
+                let (response, queued) =
+                    scoped(&self.route_scopes, self.state.monitor(), id, chain).await;
+                (response, Some(id), queued)
             }
         };
         let response = if head {
@@ -183,7 +175,7 @@ impl Dispatcher {
                 })
             }
             Handler::Blocking(handler) => {
-                let class = self.route_classes[route_id].clone();
+                let class = self.route_scopes[route_id].class.clone();
                 pool::submit(class, move |_token| handler(req))
                     .await
                     .into_response()
@@ -232,13 +224,11 @@ impl Dispatcher {
         self.state
             .requests()
             .record(Some(route_id), 101, Duration::ZERO);
-        let scope = RequestScope::new(
-            self.route_classes[route_id].clone(),
-            self.route_labels[route_id].clone(),
-        );
         let session = AssertUnwindSafe((route.handler)(ws, req)).catch_unwind();
-        let scoped = Scoped::new(scope, self.state.monitor(), route_id, session);
-        if let Err(payload) = scoped.await {
+        // Boxed: a session is long-lived and rare, and its future stays out of the caller's.
+        let session = Box::pin(session);
+        let scoped = scoped(&self.route_scopes, self.state.monitor(), route_id, session);
+        if let (Err(payload), _) = scoped.await {
             log::error!(
                 "websocket handler {label} panicked: {}",
                 panic_message(payload.as_ref())
