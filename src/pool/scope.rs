@@ -8,7 +8,7 @@
 //! the thread-local for each poll and back out after it. An `Rc` of the scope and a box of the
 //! handler future cost two allocations per request (about 260 instructions).
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::rc::Rc;
@@ -19,8 +19,9 @@ use super::class::ClassHandle;
 use crate::observe::monitor::Monitor;
 
 thread_local! {
-    /// The scope of the handler being polled on this thread, if any.
-    static CURRENT: RefCell<Option<RequestScope>> = const { RefCell::new(None) };
+    /// The scope of the handler being polled on this thread, if any (a `Cell`: installing a
+    /// scope per poll is a swap, without a borrow flag to check).
+    static CURRENT: Cell<Option<RequestScope>> = const { Cell::new(None) };
 }
 
 /// What the loop knows about a route for its requests' pool jobs.
@@ -53,33 +54,29 @@ impl RequestScope {
     }
 }
 
+/// Runs `f` on the scope of the request being polled on this thread, if any.
+fn with_current<T>(f: impl FnOnce(&mut RequestScope) -> T) -> Option<T> {
+    CURRENT.with(|current| {
+        let mut scope = current.take()?;
+        let out = f(&mut scope);
+        current.set(Some(scope));
+        Some(out)
+    })
+}
+
 /// Returns the pool class of the handler being polled on this thread.
 pub(crate) fn current_class() -> Option<ClassHandle> {
-    CURRENT.with(|current| {
-        current
-            .borrow()
-            .as_ref()
-            .map(|scope| scope.route().class.clone())
-    })
+    with_current(|scope| scope.route().class.clone())
 }
 
 /// Returns the label of the route whose handler is being polled on this thread.
 pub(crate) fn current_route() -> Option<Arc<str>> {
-    CURRENT.with(|current| {
-        current
-            .borrow()
-            .as_ref()
-            .map(|scope| scope.route().label.clone())
-    })
+    with_current(|scope| scope.route().label.clone())
 }
 
 /// Adds a finished job's queue wait to the request being polled, if any.
 pub(crate) fn add_queue_wait(waited: Duration) {
-    CURRENT.with(|current| {
-        if let Some(scope) = current.borrow_mut().as_mut() {
-            scope.queue_wait += waited;
-        }
-    });
+    with_current(|scope| scope.queue_wait += waited);
 }
 
 /// Runs `inner`, the handler of route `route_id` of `routes`, inside its request's scope;
