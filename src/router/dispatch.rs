@@ -15,9 +15,12 @@ use crate::pool::scope::{scoped, RouteScope, RouteScopes};
 use crate::pool::{self, panic_message};
 use crate::request::Request;
 use crate::response::{Body, IntoResponse, Response, Stream};
-use crate::router::layer::{run_chain, Endpoint, LayerStack};
+use crate::router::layer::{run_chain, Endpoint, LayerStack, ResponseFuture};
 use crate::router::{Handler, Probe, Route, Router};
 use crate::server::state::ServerState;
+
+/// An async route's handler, as the route table holds it.
+type AsyncHandler = Rc<dyn Fn(Request) -> crate::router::LocalResponseFuture>;
 
 /// What routing decided for a request.
 pub(crate) enum Routed {
@@ -142,8 +145,27 @@ impl Dispatcher {
         response
     }
 
-    /// Runs the handler of route `route_id` (inside the layers) with the route's deadline.
-    pub(crate) async fn run_route(self: Rc<Self>, route_id: usize, req: Request) -> Response {
+    /// Starts the handler of route `route_id` (inside the layers) with the route's deadline,
+    /// boxed as a layer's `Next` hands it on.
+    ///
+    /// Each kind of handler gets a box of its own size: one future for all of them was 512
+    /// bytes (a pool task's 176 among them), copied whole into its box per request. A probe
+    /// answers at once (it never waits, so no deadline can pass), and an async handler without
+    /// a deadline is only the handler's future and the panic catch.
+    pub(crate) fn run_route(self: Rc<Self>, route_id: usize, req: Request) -> ResponseFuture {
+        let route = &self.router.routes()[route_id];
+        match (&route.handler, route.timeout) {
+            (Handler::Probe(probe), _) => Box::pin(std::future::ready(self.answer_probe(*probe))),
+            (Handler::Async(handler), None) => {
+                let handler = handler.clone();
+                Box::pin(self.run_async(route_id, handler, req))
+            }
+            _ => Box::pin(self.run_with_deadline(route_id, req)),
+        }
+    }
+
+    /// Runs the handler of route `route_id` with the route's deadline, if it has one.
+    async fn run_with_deadline(self: Rc<Self>, route_id: usize, req: Request) -> Response {
         let route = &self.router.routes()[route_id];
         let run = self.run_handler(route_id, req);
         match route.timeout {
@@ -159,21 +181,30 @@ impl Dispatcher {
         }
     }
 
+    /// Runs async handler `handler` of route `route_id` on the loop; a panic becomes a 500.
+    async fn run_async(
+        self: Rc<Self>,
+        route_id: usize,
+        handler: AsyncHandler,
+        req: Request,
+    ) -> Response {
+        let outcome = AssertUnwindSafe(async move { handler(req).await })
+            .catch_unwind()
+            .await;
+        outcome.unwrap_or_else(|payload| {
+            // `into_response` logs the 500 with this detail.
+            let message = panic_message(payload.as_ref());
+            let label = &self.router.routes()[route_id].label;
+            Error::HandlerPanicked(format!("{label}: {message}")).into_response()
+        })
+    }
+
     /// Runs the handler of route `route_id` where it belongs: on the loop (a panic becomes a
     /// 500), on the pool, or as a built-in probe.
-    async fn run_handler(&self, route_id: usize, req: Request) -> Response {
+    async fn run_handler(self: &Rc<Self>, route_id: usize, req: Request) -> Response {
         let route: &Route = &self.router.routes()[route_id];
         match route.handler.clone() {
-            Handler::Async(handler) => {
-                let outcome = AssertUnwindSafe(async move { handler(req).await })
-                    .catch_unwind()
-                    .await;
-                outcome.unwrap_or_else(|payload| {
-                    // `into_response` logs the 500 with this detail.
-                    let message = panic_message(payload.as_ref());
-                    Error::HandlerPanicked(format!("{}: {message}", route.label)).into_response()
-                })
-            }
+            Handler::Async(handler) => self.clone().run_async(route_id, handler, req).await,
             Handler::Blocking(handler) => {
                 let class = self.route_scopes[route_id].class.clone();
                 pool::submit(class, move |_token| handler(req))
@@ -194,10 +225,15 @@ impl Dispatcher {
                         .with_header("Sec-WebSocket-Version", "13")
                 }
             }
-            Handler::Probe(Probe::DashboardEvents) => {
-                crate::observe::dashboard::events(&self.state, &self.router)
-            }
-            Handler::Probe(probe) => probes::answer(&self.state, self.router.routes(), probe),
+            Handler::Probe(probe) => self.answer_probe(probe),
+        }
+    }
+
+    /// Answers a built-in probe.
+    fn answer_probe(&self, probe: Probe) -> Response {
+        match probe {
+            Probe::DashboardEvents => crate::observe::dashboard::events(&self.state, &self.router),
+            probe => probes::answer(&self.state, self.router.routes(), probe),
         }
     }
 
