@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result};
 use crate::extensions::Extensions;
@@ -51,8 +51,9 @@ struct Parts {
     params: Vec<(String, String)>,
     /// The client's address, when the front end knows it.
     peer: Option<SocketAddr>,
-    /// Typed values attached by layers.
-    extensions: Extensions,
+    /// Typed values attached by layers; boxed when the first one is (an empty map cost about
+    /// 40 instructions per request to drop).
+    extensions: Option<Box<Extensions>>,
 }
 
 /// Returns `method` as a static string when it is a common one (no allocation), else owned.
@@ -98,14 +99,12 @@ impl Request {
         let target = target.into();
         let path_end = target.find('?').unwrap_or(target.len());
         let raw_query = target.get(path_end + 1..).unwrap_or("");
-        let query = raw_query
-            .split('&')
-            .filter(|pair| !pair.is_empty())
-            .map(|pair| {
-                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-                (decode_component(name, true), decode_component(value, true))
-            })
-            .collect();
+        // Most requests have no query: splitting an empty one cost about 70 instructions.
+        let query = if raw_query.is_empty() {
+            Vec::new()
+        } else {
+            decode_query(raw_query)
+        };
         Request {
             parts: Box::new(Parts {
                 method: method.into(),
@@ -117,7 +116,7 @@ impl Request {
                 body: None,
                 params: Vec::new(),
                 peer,
-                extensions: Extensions::new(),
+                extensions: None,
             }),
             request_id: None,
         }
@@ -148,12 +147,17 @@ impl Request {
 
     /// Returns the typed values layers attached (see `extensions()`).
     pub(crate) fn extensions_ref(&self) -> &Extensions {
-        &self.parts.extensions
+        /// What a request without extensions lends out.
+        static EMPTY: OnceLock<Extensions> = OnceLock::new();
+        match &self.parts.extensions {
+            Some(extensions) => extensions,
+            None => EMPTY.get_or_init(Extensions::new),
+        }
     }
 
     /// Returns the typed values layers attached, for changing (see `extensions_mut()`).
     pub(crate) fn extensions_mut_ref(&mut self) -> &mut Extensions {
-        &mut self.parts.extensions
+        self.parts.extensions.get_or_insert_with(Box::default)
     }
 
     /// Sets the route parameters (the router, after matching).
@@ -288,6 +292,18 @@ impl fmt::Debug for Request {
             .field("body", &self.body().len())
             .finish()
     }
+}
+
+/// Splits a raw query into its pairs, percent- and `+`-decoded, in order.
+fn decode_query(raw_query: &str) -> Vec<(String, String)> {
+    raw_query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode_component(name, true), decode_component(value, true))
+        })
+        .collect()
 }
 
 /// Percent-decodes `input`; with `plus`, `+` becomes a space (query strings).
