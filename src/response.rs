@@ -33,8 +33,10 @@ pub struct Response {
     invalid: Option<String>,
 }
 
+mod name;
 mod text;
 
+pub(crate) use name::eq_ignore_case;
 pub(crate) use text::HeaderText;
 
 /// A header name: borrowed when the server wrote it as a constant (`Content-Type` of
@@ -44,6 +46,12 @@ pub(crate) use text::HeaderText;
 /// lookup reads each name, which a two-way `Cow` does in fewer instructions than a three-way
 /// enum.
 pub(crate) type HeaderName = std::borrow::Cow<'static, str>;
+
+/// Returns `true` if header names `a` and `b` are equal ignoring ASCII case.
+#[inline]
+fn same_name(a: &str, b: &str) -> bool {
+    eq_ignore_case(a.as_bytes(), b.as_bytes())
+}
 
 /// Where a response body comes from.
 pub(crate) enum Body {
@@ -195,7 +203,10 @@ impl Response {
 
     /// Replaces any header named `name` (case-insensitive) with `name: value`.
     fn set_header(&mut self, name: HeaderName, value: HeaderText) {
-        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+        // Usually there is none to replace: a scan, without `retain`'s bookkeeping.
+        if self.headers.iter().any(|(n, _)| same_name(n, &name)) {
+            self.headers.retain(|(n, _)| !same_name(n, &name));
+        }
         self.headers.push((name, value));
     }
 
@@ -220,7 +231,7 @@ impl Response {
 
     /// Removes every header field named `name` (case-insensitive).
     pub fn without_header(mut self, name: &str) -> Response {
-        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.headers.retain(|(n, _)| !same_name(n, name));
         self
     }
 
@@ -228,7 +239,7 @@ impl Response {
     pub fn header_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.headers
             .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .filter(move |(n, _)| same_name(n, name))
             .map(|(_, v)| &**v)
     }
 
@@ -278,7 +289,7 @@ impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .find(|(n, _)| same_name(n, name))
             .map(|(_, v)| &**v)
     }
 
