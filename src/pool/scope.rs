@@ -10,7 +10,7 @@
 
 use std::cell::Cell;
 use std::future::{poll_fn, Future};
-use std::pin::pin;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,15 +82,15 @@ pub(crate) fn add_queue_wait(waited: Duration) {
 /// Runs `inner`, the handler of route `route_id` of `routes`, inside its request's scope;
 /// resolves to its output and the time its pool jobs waited for a worker.
 ///
-/// The monitor is told which route is being polled, for the stall detector. `inner` is polled
-/// in place: this future is as large as it.
+/// The monitor is told which route is being polled, for the stall detector. `inner` is pinned
+/// where the caller keeps it: taken by value, it was stored twice in this future (as the
+/// argument and pinned) and copied between the two.
 pub(crate) async fn scoped<F: Future>(
     routes: &RouteScopes,
     monitor: &Monitor,
     route_id: usize,
-    inner: F,
+    mut inner: Pin<&mut F>,
 ) -> (F::Output, Duration) {
-    let mut inner = pin!(inner);
     let mut scope = Some(RequestScope {
         routes: routes.clone(),
         route_id,
@@ -133,6 +133,8 @@ impl Drop for Installed<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::pin::pin;
+
     use super::*;
 
     #[test]
@@ -143,17 +145,17 @@ mod tests {
             label: Arc::from("GET /a"),
         }]);
         let monitor = Monitor::start(vec!["GET /a".into()], Duration::from_secs(1), false, None);
-        let outer = scoped(&routes, &monitor, 0, async {
+        let outer = pin!(async {
             add_queue_wait(Duration::from_millis(2));
             assert_eq!(current_route().as_deref(), Some("GET /a"));
-            let (_, inner) = scoped(&routes, &monitor, 0, async {
+            let inner = pin!(async {
                 add_queue_wait(Duration::from_millis(5));
-            })
-            .await;
+            });
+            let (_, inner) = scoped(&routes, &monitor, 0, inner).await;
             assert_eq!(inner, Duration::from_millis(5));
             add_queue_wait(Duration::from_millis(1));
         });
-        let ((), waited) = futures_lite::future::block_on(outer);
+        let ((), waited) = futures_lite::future::block_on(scoped(&routes, &monitor, 0, outer));
         assert_eq!(waited, Duration::from_millis(3));
         assert!(current_route().is_none());
     }

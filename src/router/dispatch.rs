@@ -3,6 +3,7 @@
 //! response the client gets and log it.
 
 use std::panic::AssertUnwindSafe;
+use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -123,7 +124,7 @@ impl Dispatcher {
                 // The layers run in the route's scope too, so their offloaded work (gzip, large
                 // JSON) goes to the route's pool class and their polls are charged to the route.
                 let endpoint = Endpoint::Route(self.clone(), id);
-                let chain = run_chain(&self.layers, req, endpoint);
+                let chain = pin!(run_chain(&self.layers, req, endpoint));
                 let (response, queued) =
                     scoped(&self.route_scopes, self.state.monitor(), id, chain).await;
                 (response, Some(id), queued)
@@ -262,8 +263,13 @@ impl Dispatcher {
             .record(Some(route_id), 101, Duration::ZERO);
         let session = AssertUnwindSafe((route.handler)(ws, req)).catch_unwind();
         // Boxed: a session is long-lived and rare, and its future stays out of the caller's.
-        let session = Box::pin(session);
-        let scoped = scoped(&self.route_scopes, self.state.monitor(), route_id, session);
+        let mut session = Box::pin(session);
+        let scoped = scoped(
+            &self.route_scopes,
+            self.state.monitor(),
+            route_id,
+            session.as_mut(),
+        );
         if let (Err(payload), _) = scoped.await {
             log::error!(
                 "websocket handler {label} panicked: {}",
