@@ -26,16 +26,18 @@ pub struct Response {
     /// The status code, 200–599.
     status: u16,
     /// Header fields in the order they were added.
-    headers: Vec<(HeaderName, HeaderText)>,
+    headers: HeaderList,
     /// The body.
     body: Body,
     /// Set when a handler added an unsafe header; the server answers 500 instead of sending it.
     invalid: Option<String>,
 }
 
+mod headers;
 mod name;
 mod text;
 
+pub(crate) use headers::HeaderList;
 pub(crate) use name::eq_ignore_case;
 pub(crate) use text::HeaderText;
 
@@ -86,8 +88,8 @@ impl Response {
     pub fn new(status: u16) -> Response {
         let mut response = Response {
             status,
-            // Room for the usual few (type, vary, request id) without growing twice.
-            headers: Vec::with_capacity(4),
+            // Room for the usual few (type, vary, request id), reused from a dropped response.
+            headers: HeaderList::new(),
             body: Body::Full(Vec::new()),
             invalid: None,
         };
@@ -340,7 +342,7 @@ impl Response {
     }
 
     /// Splits the response into its parts for a front end to write.
-    pub(crate) fn into_parts(self) -> (u16, Vec<(HeaderName, HeaderText)>, Body) {
+    pub(crate) fn into_parts(self) -> (u16, HeaderList, Body) {
         (self.status, self.headers, self.body)
     }
 }
