@@ -66,7 +66,8 @@ impl Dispatcher {
                 let label = Arc::from(route.label.as_str());
                 Ok(RouteScope { class, label })
             })
-            .collect::<Result<_>>()?;
+            .collect::<Result<Vec<_>>>()?;
+        let route_scopes = RouteScopes::new(route_scopes);
         Ok(Dispatcher {
             layers: router.layer_stack(),
             router: Rc::new(router),
