@@ -30,7 +30,9 @@ pub struct Response {
     /// The body.
     body: Body,
     /// Set when a handler added an unsafe header; the server answers 500 instead of sending it.
-    invalid: Option<String>,
+    /// A `Box<str>`, not a `String`: a response moves by value through every layer, and one
+    /// word fewer is one copy fewer at each move.
+    invalid: Option<Box<str>>,
 }
 
 mod headers;
@@ -94,7 +96,8 @@ impl Response {
             invalid: None,
         };
         if !(200..=599).contains(&status) {
-            response.invalid = Some(format!("status {status} is not a final status (200-599)"));
+            response.invalid =
+                Some(format!("status {status} is not a final status (200-599)").into());
         }
         response
     }
@@ -186,7 +189,7 @@ impl Response {
     pub fn with_status(mut self, status: u16) -> Response {
         self.status = status;
         if !(200..=599).contains(&status) && self.invalid.is_none() {
-            self.invalid = Some(format!("status {status} is not a final status (200-599)"));
+            self.invalid = Some(format!("status {status} is not a final status (200-599)").into());
         }
         self
     }
@@ -269,9 +272,9 @@ impl Response {
     fn check_header(&mut self, name: &str, value: &str) {
         if self.invalid.is_none() {
             if !is_token(name.as_bytes()) {
-                self.invalid = Some(format!("invalid header name {name:?}"));
+                self.invalid = Some(format!("invalid header name {name:?}").into());
             } else if !is_field_value(value.as_bytes()) {
-                self.invalid = Some(format!("invalid value for header {name}"));
+                self.invalid = Some(format!("invalid value for header {name}").into());
             }
         }
     }
