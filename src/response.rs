@@ -104,34 +104,47 @@ impl Response {
 
     /// Creates a `200 OK` response with a `text/plain; charset=utf-8` body.
     pub fn text(body: impl Into<String>) -> Response {
-        Response::new(200)
-            .with_static_header("Content-Type", "text/plain; charset=utf-8")
-            .with_body(body.into().into_bytes())
+        Response::typed(
+            "text/plain; charset=utf-8",
+            Body::Full(body.into().into_bytes()),
+        )
     }
 
     /// Creates a `200 OK` response with a `text/plain; charset=utf-8` body that is a constant,
     /// sent without copying it.
     pub(crate) fn static_text(body: &'static str) -> Response {
-        let mut response =
-            Response::new(200).with_static_header("Content-Type", "text/plain; charset=utf-8");
-        response.body = Body::Static(body.as_bytes());
-        response
+        Response::typed("text/plain; charset=utf-8", Body::Static(body.as_bytes()))
     }
 
     /// Creates a `200 OK` response with an `application/json` body.
     ///
     /// The text is sent as given; steadyloop does not serialise or validate JSON.
     pub fn json(body: impl Into<String>) -> Response {
-        Response::new(200)
-            .with_static_header("Content-Type", "application/json")
-            .with_body(body.into().into_bytes())
+        Response::typed("application/json", Body::Full(body.into().into_bytes()))
     }
 
     /// Creates a `200 OK` response with an `application/octet-stream` body.
     pub fn bytes(body: impl Into<Vec<u8>>) -> Response {
-        Response::new(200)
-            .with_static_header("Content-Type", "application/octet-stream")
-            .with_body(body.into())
+        Response::typed("application/octet-stream", Body::Full(body.into()))
+    }
+
+    /// Creates a `200 OK` response with `body` and the constant `content_type`.
+    ///
+    /// Written out field by field: `new(200)`, then the `with_*` setters, moved the response
+    /// through three calls and dropped the empty body it started with (about 60 instructions
+    /// per probe answer).
+    fn typed(content_type: &'static str, body: Body) -> Response {
+        let mut headers = HeaderList::new();
+        headers.push((
+            HeaderName::Borrowed("Content-Type"),
+            HeaderText::Static(content_type),
+        ));
+        Response {
+            status: 200,
+            headers,
+            body,
+            invalid: None,
+        }
     }
 
     /// Creates a `200 OK` response whose body is streamed from the returned [`BodySender`].
