@@ -10,6 +10,8 @@
 use std::fmt;
 use std::ops::Range;
 
+use crate::response::eq_ignore_case;
+
 /// Fields whose spans are kept without an allocation (wrk sends 1 header, curl 3); more spill
 /// to a `Vec`.
 const INLINE: usize = 8;
@@ -166,7 +168,7 @@ impl HeaderFields {
         let before = self.len();
         let bytes = &self.bytes;
         self.spans
-            .retain(|span| !bytes[span.name()].eq_ignore_ascii_case(name.as_bytes()));
+            .retain(|span| !eq_ignore_case(&bytes[span.name()], name.as_bytes()));
         self.len() != before
     }
 
@@ -180,7 +182,7 @@ impl HeaderFields {
         self.spans
             .as_slice()
             .iter()
-            .find(|span| self.bytes[span.name()].eq_ignore_ascii_case(name.as_bytes()))
+            .find(|span| eq_ignore_case(&self.bytes[span.name()], name.as_bytes()))
             .map(|span| &self.bytes[span.value()])
     }
 

@@ -3,6 +3,7 @@
 //! response the client gets and log it.
 
 use std::panic::AssertUnwindSafe;
+use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,13 +12,16 @@ use futures_lite::FutureExt;
 
 use crate::error::{Error, Result};
 use crate::observe::probes;
-use crate::pool::scope::{RequestScope, Scoped};
-use crate::pool::{self, panic_message, ClassHandle};
+use crate::pool::scope::{scoped, RouteScope, RouteScopes};
+use crate::pool::{self, panic_message};
 use crate::request::Request;
 use crate::response::{Body, IntoResponse, Response, Stream};
-use crate::router::layer::{run_chain, Endpoint, LayerStack};
+use crate::router::layer::{run_chain, Endpoint, LayerStack, ResponseFuture};
 use crate::router::{Handler, Probe, Route, Router};
 use crate::server::state::ServerState;
+
+/// An async route's handler, as the route table holds it.
+type AsyncHandler = Rc<dyn Fn(Request) -> crate::router::LocalResponseFuture>;
 
 /// What routing decided for a request.
 pub(crate) enum Routed {
@@ -34,10 +38,9 @@ pub(crate) struct Dispatcher {
     router: Rc<Router>,
     /// The router's layers, in the order written.
     layers: LayerStack,
-    /// The pool class of each route, by route id.
-    route_classes: Vec<ClassHandle>,
-    /// Each route's label (`GET /report`) as its pool jobs carry it, by route id.
-    route_labels: Vec<Arc<str>>,
+    /// The pool class and label (`GET /report`) of each route, by route id, as its requests'
+    /// scopes and pool jobs carry them.
+    route_scopes: RouteScopes,
     /// The server's counters, monitor and settings.
     state: Rc<ServerState>,
 }
@@ -49,29 +52,26 @@ impl Dispatcher {
     ///
     /// Returns [`Error::Config`] for a route naming an undeclared class.
     pub(crate) fn new(router: Router, state: Rc<ServerState>) -> Result<Dispatcher> {
-        let route_classes = router
+        let route_scopes = router
             .routes()
             .iter()
             .map(|route| {
-                state.class(route.class.as_deref()).ok_or_else(|| {
+                let class = state.class(route.class.as_deref()).ok_or_else(|| {
                     Error::Config(format!(
                         "route {} uses pool class `{}`, which is not declared",
                         route.label,
                         route.class.as_deref().unwrap_or_default()
                     ))
-                })
+                })?;
+                let label = Arc::from(route.label.as_str());
+                Ok(RouteScope { class, label })
             })
-            .collect::<Result<_>>()?;
-        let route_labels = router
-            .routes()
-            .iter()
-            .map(|route| Arc::from(route.label.as_str()))
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
+        let route_scopes = RouteScopes::new(route_scopes);
         Ok(Dispatcher {
             layers: router.layer_stack(),
             router: Rc::new(router),
-            route_classes,
-            route_labels,
+            route_scopes,
             state,
         })
     }
@@ -124,14 +124,11 @@ impl Dispatcher {
             Routed::Route(id) => {
                 // The layers run in the route's scope too, so their offloaded work (gzip, large
                 // JSON) goes to the route's pool class and their polls are charged to the route.
-                let scope = RequestScope::new(
-                    self.route_classes[id].clone(),
-                    self.route_labels[id].clone(),
-                );
                 let endpoint = Endpoint::Route(self.clone(), id);
-                let chain = run_chain(&self.layers, req, endpoint);
-                let response = Scoped::new(scope.clone(), self.state.monitor(), id, chain).await;
-                (response, Some(id), scope.queue_wait.get())
+                let chain = pin!(run_chain(&self.layers, req, endpoint));
+                let (response, queued) =
+                    scoped(&self.route_scopes, self.state.monitor(), id, chain).await;
+                (response, Some(id), queued)
             }
         };
         let response = if head {
@@ -150,8 +147,27 @@ impl Dispatcher {
         response
     }
 
-    /// Runs the handler of route `route_id` (inside the layers) with the route's deadline.
-    pub(crate) async fn run_route(self: Rc<Self>, route_id: usize, req: Request) -> Response {
+    /// Starts the handler of route `route_id` (inside the layers) with the route's deadline,
+    /// boxed as a layer's `Next` hands it on.
+    ///
+    /// Each kind of handler gets a box of its own size: one future for all of them was 512
+    /// bytes (a pool task's 176 among them), copied whole into its box per request. A probe
+    /// answers at once (it never waits, so no deadline can pass), and an async handler without
+    /// a deadline is only the handler's future and the panic catch.
+    pub(crate) fn run_route(self: Rc<Self>, route_id: usize, req: Request) -> ResponseFuture {
+        let route = &self.router.routes()[route_id];
+        match (&route.handler, route.timeout) {
+            (Handler::Probe(probe), _) => Box::pin(std::future::ready(self.answer_probe(*probe))),
+            (Handler::Async(handler), None) => {
+                let handler = handler.clone();
+                Box::pin(self.run_async(route_id, handler, req))
+            }
+            _ => Box::pin(self.run_with_deadline(route_id, req)),
+        }
+    }
+
+    /// Runs the handler of route `route_id` with the route's deadline, if it has one.
+    async fn run_with_deadline(self: Rc<Self>, route_id: usize, req: Request) -> Response {
         let route = &self.router.routes()[route_id];
         let run = self.run_handler(route_id, req);
         match route.timeout {
@@ -167,23 +183,32 @@ impl Dispatcher {
         }
     }
 
+    /// Runs async handler `handler` of route `route_id` on the loop; a panic becomes a 500.
+    async fn run_async(
+        self: Rc<Self>,
+        route_id: usize,
+        handler: AsyncHandler,
+        req: Request,
+    ) -> Response {
+        let outcome = AssertUnwindSafe(async move { handler(req).await })
+            .catch_unwind()
+            .await;
+        outcome.unwrap_or_else(|payload| {
+            // `into_response` logs the 500 with this detail.
+            let message = panic_message(payload.as_ref());
+            let label = &self.router.routes()[route_id].label;
+            Error::HandlerPanicked(format!("{label}: {message}")).into_response()
+        })
+    }
+
     /// Runs the handler of route `route_id` where it belongs: on the loop (a panic becomes a
     /// 500), on the pool, or as a built-in probe.
-    async fn run_handler(&self, route_id: usize, req: Request) -> Response {
+    async fn run_handler(self: &Rc<Self>, route_id: usize, req: Request) -> Response {
         let route: &Route = &self.router.routes()[route_id];
         match route.handler.clone() {
-            Handler::Async(handler) => {
-                let outcome = AssertUnwindSafe(async move { handler(req).await })
-                    .catch_unwind()
-                    .await;
-                outcome.unwrap_or_else(|payload| {
-                    // `into_response` logs the 500 with this detail.
-                    let message = panic_message(payload.as_ref());
-                    Error::HandlerPanicked(format!("{}: {message}", route.label)).into_response()
-                })
-            }
+            Handler::Async(handler) => self.clone().run_async(route_id, handler, req).await,
             Handler::Blocking(handler) => {
-                let class = self.route_classes[route_id].clone();
+                let class = self.route_scopes[route_id].class.clone();
                 pool::submit(class, move |_token| handler(req))
                     .await
                     .into_response()
@@ -202,10 +227,15 @@ impl Dispatcher {
                         .with_header("Sec-WebSocket-Version", "13")
                 }
             }
-            Handler::Probe(Probe::DashboardEvents) => {
-                crate::observe::dashboard::events(&self.state, &self.router)
-            }
-            Handler::Probe(probe) => probes::answer(&self.state, self.router.routes(), probe),
+            Handler::Probe(probe) => self.answer_probe(probe),
+        }
+    }
+
+    /// Answers a built-in probe.
+    fn answer_probe(&self, probe: Probe) -> Response {
+        match probe {
+            Probe::DashboardEvents => crate::observe::dashboard::events(&self.state, &self.router),
+            probe => probes::answer(&self.state, self.router.routes(), probe),
         }
     }
 
@@ -232,13 +262,16 @@ impl Dispatcher {
         self.state
             .requests()
             .record(Some(route_id), 101, Duration::ZERO);
-        let scope = RequestScope::new(
-            self.route_classes[route_id].clone(),
-            self.route_labels[route_id].clone(),
-        );
         let session = AssertUnwindSafe((route.handler)(ws, req)).catch_unwind();
-        let scoped = Scoped::new(scope, self.state.monitor(), route_id, session);
-        if let Err(payload) = scoped.await {
+        // Boxed: a session is long-lived and rare, and its future stays out of the caller's.
+        let mut session = Box::pin(session);
+        let scoped = scoped(
+            &self.route_scopes,
+            self.state.monitor(),
+            route_id,
+            session.as_mut(),
+        );
+        if let (Err(payload), _) = scoped.await {
             log::error!(
                 "websocket handler {label} panicked: {}",
                 panic_message(payload.as_ref())

@@ -135,7 +135,7 @@ impl Endpoint {
     /// Runs the step for `req`, boxed as a layer's [`Next`] returns it.
     fn run_boxed(self, req: Request) -> ResponseFuture {
         match self {
-            Endpoint::Route(dispatcher, id) => Box::pin(dispatcher.run_route(id, req)),
+            Endpoint::Route(dispatcher, id) => dispatcher.run_route(id, req),
             Endpoint::Answer(response) => Box::pin(std::future::ready(*response)),
             #[cfg(test)]
             Endpoint::Custom(step) => step(req),
