@@ -225,7 +225,10 @@ fn the_inline_report_is_reported_as_a_stall_while_it_runs() {
 fn demo_layers_can_be_turned_off_for_the_anchor_comparison() {
     let client = common::client();
     let shipped = demo(&[]);
-    let on = client.get(&format!("{}/healthz", shipped.base)).call().unwrap();
+    let on = client
+        .get(&format!("{}/healthz", shipped.base))
+        .call()
+        .unwrap();
     assert_eq!(on.header("x-request-id").map(str::len), Some(16));
     let bare = demo_with(&[], &[("STEADYLOOP_DEMO_LAYERS", "off")]);
     let off = client
@@ -235,7 +238,10 @@ fn demo_layers_can_be_turned_off_for_the_anchor_comparison() {
         .unwrap();
     assert_eq!(off.header("x-request-id"), None);
     assert_eq!(off.header("content-encoding"), None);
-    assert!(off.into_string().unwrap().starts_with("steadyloop demo service"));
+    assert!(off
+        .into_string()
+        .unwrap()
+        .starts_with("steadyloop demo service"));
     let out = Command::new(env!("CARGO_BIN_EXE_steadyloop"))
         .env("STEADYLOOP_DEMO_LAYERS", "maybe")
         .output()
