@@ -264,6 +264,8 @@ impl Response {
     /// Sets header `name` to `value` like [`Response::with_header`], without checking them: for
     /// names and values the server made itself and already knows to be safe (a layer's
     /// configured header name, a value it validated or generated), on the per-request path.
+    /// (Only the gzip layer still takes a response by value this way.)
+    #[cfg(feature = "compress")]
     pub(crate) fn with_known_header(
         mut self,
         name: impl Into<HeaderName>,
@@ -277,6 +279,7 @@ impl Response {
 
     /// Sets header `name` to `value` like [`Response::with_header`], for constants written in
     /// the server's own code: no allocation, no check (a debug build checks them).
+    #[cfg(feature = "compress")]
     pub(crate) fn with_static_header(self, name: &'static str, value: &'static str) -> Response {
         self.with_known_header(name, value)
     }
