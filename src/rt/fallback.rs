@@ -151,6 +151,11 @@ impl Sleep {
     pub(crate) fn reset(&mut self, deadline: Instant) {
         self.0.set_at(deadline);
     }
+
+    /// Never `true` here: async-io's timer must be polled after each [`Sleep::reset`].
+    pub(crate) fn queued_past(&self, _now: Instant) -> bool {
+        false
+    }
 }
 
 impl Future for Sleep {

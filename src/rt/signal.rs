@@ -71,6 +71,14 @@ pub(crate) struct Wait {
     slot: Option<usize>,
 }
 
+impl Wait {
+    /// Returns `true` once the wait holds a slot among the waiters: the signal wakes the waker
+    /// of its last poll (a task that polled it before need not poll it again to be woken).
+    pub(crate) fn is_registered(&self) -> bool {
+        self.slot.is_some()
+    }
+}
+
 impl Future for Wait {
     type Output = ();
 

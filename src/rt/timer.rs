@@ -254,6 +254,14 @@ impl Sleep {
         self.deadline = deadline;
     }
 
+    /// Returns `true` if the sleep's heap entry is due after `now`: it cannot have fired yet,
+    /// so it is still queued with the waker of the sleep's last poll, and a task that polled
+    /// the sleep at an earlier wait need not poll it again to be woken (a connection's idle
+    /// timer, polled by its own task only).
+    pub(crate) fn queued_past(&self, now: Instant) -> bool {
+        matches!(self.state, State::Local { at, .. } if at > now)
+    }
+
     /// Frees the heap slot, if any.
     fn deregister(&mut self) {
         if let State::Local {
