@@ -13,6 +13,34 @@ mod fields;
 
 pub(crate) use fields::{HeaderFields, Spans};
 
+/// Where a request's target is: a string of its own, or a span of the head's bytes that its
+/// header fields keep (the native front end: no allocation of its own; as a `String`, a
+/// `GET /healthz` spent a malloc and a free on it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// The target, owned.
+    Owned(String),
+    /// The target is these bytes of the head (checked ASCII by the parser).
+    InHead {
+        /// Offset of the first byte.
+        start: u32,
+        /// Offset past the last byte.
+        end: u32,
+    },
+}
+
+impl From<String> for Target {
+    fn from(target: String) -> Target {
+        Target::Owned(target)
+    }
+}
+
+impl From<&str> for Target {
+    fn from(target: &str) -> Target {
+        Target::Owned(target.to_string())
+    }
+}
+
 /// An HTTP request as handlers see it: method, path, decoded query, headers, the whole body and
 /// the route's parameters.
 ///
@@ -35,7 +63,7 @@ struct Parts {
     method: Cow<'static, str>,
     /// The target in origin form, still percent-encoded: the path, then `?` and the raw query
     /// if there is one (one string for both: one allocation fewer per request with a query).
-    target: String,
+    target: Target,
     /// Where the path ends in `target` (the `?`, or its length).
     path_end: usize,
     /// Query pairs, percent- and `+`-decoded, in order; `None` when there are none (an empty
@@ -85,25 +113,35 @@ impl Request {
         headers: Vec<(String, Vec<u8>)>,
         peer: Option<SocketAddr>,
     ) -> Request {
-        Request::with_fields(method, target, http10, headers.into(), peer)
+        Request::with_fields(
+            method,
+            Target::Owned(target.into()),
+            http10,
+            headers.into(),
+            peer,
+        )
     }
 
-    /// Creates a request from its parts; front ends call this after parsing. An owned target
-    /// is kept (it becomes the path and query), so the native front end copies neither.
+    /// Creates a request from its parts; front ends call this after parsing. The target is
+    /// kept as it is (it becomes the path and query): a span of the head's bytes from the
+    /// native front end, so it is neither copied nor allocated.
     pub(crate) fn with_fields(
         method: impl Into<Cow<'static, str>>,
-        target: impl Into<String>,
+        target: impl Into<Target>,
         http10: bool,
         headers: HeaderFields,
         peer: Option<SocketAddr>,
     ) -> Request {
         let target = target.into();
-        let path_end = target.find('?').unwrap_or(target.len());
-        let raw_query = target.get(path_end + 1..).unwrap_or("");
-        // Most requests have no query: splitting an empty one cost about 70 instructions.
-        let query = if raw_query.is_empty() {
+        // The `?` found in the bytes: a target in the head is text only after a UTF-8 check
+        // (about 100 instructions), made here only when there is a query to decode.
+        let bytes = target_bytes(&target, &headers);
+        let path_end = bytes.iter().position(|&b| b == b'?').unwrap_or(bytes.len());
+        let query = if path_end + 1 >= bytes.len() {
+            // Most requests have no query: splitting an empty one cost about 70 instructions.
             None
         } else {
+            let raw_query = &target_text(&target, &headers)[path_end + 1..];
             Some(decode_query(raw_query)).filter(|pairs| !pairs.is_empty())
         };
         Request {
@@ -173,13 +211,18 @@ impl Request {
 
     /// Returns the path of the request target, still percent-encoded (`/items/a%20b`).
     pub fn path(&self) -> &str {
-        &self.parts.target[..self.parts.path_end]
+        &target_text(&self.parts.target, &self.parts.headers)[..self.parts.path_end]
+    }
+
+    /// Returns the path's bytes, without the UTF-8 check [`Request::path`] makes of a target
+    /// kept in the head's bytes (the router's exact match needs bytes only).
+    pub(crate) fn path_bytes(&self) -> &[u8] {
+        &target_bytes(&self.parts.target, &self.parts.headers)[..self.parts.path_end]
     }
 
     /// Returns the raw query string (the part after `?`, still encoded), or `""`.
     pub fn raw_query(&self) -> &str {
-        self.parts
-            .target
+        target_text(&self.parts.target, &self.parts.headers)
             .get(self.parts.path_end + 1..)
             .unwrap_or("")
     }
@@ -289,6 +332,22 @@ impl fmt::Debug for Request {
             .field("headers", &self.parts.headers.len())
             .field("body", &self.body().len())
             .finish()
+    }
+}
+
+/// Returns the text of a request's target, wherever it is kept.
+fn target_text<'a>(target: &'a Target, headers: &'a HeaderFields) -> &'a str {
+    match target {
+        Target::Owned(text) => text,
+        Target::InHead { start, end } => headers.text(*start as usize..*end as usize),
+    }
+}
+
+/// Returns the bytes of a request's target, wherever it is kept.
+fn target_bytes<'a>(target: &'a Target, headers: &'a HeaderFields) -> &'a [u8] {
+    match target {
+        Target::Owned(text) => text.as_bytes(),
+        Target::InHead { start, end } => headers.bytes_at(*start as usize..*end as usize),
     }
 }
 

@@ -149,6 +149,25 @@ impl HeaderFields {
         HeaderFields { bytes, spans }
     }
 
+    /// Returns the text at `range` of the bytes: the request target, which the parser checked
+    /// is ASCII (the bytes only grow, so the range stays where it was put).
+    ///
+    /// # Panics
+    ///
+    /// If `range` is not text of the bytes (a bug: the parser made it).
+    pub(crate) fn text(&self, range: Range<usize>) -> &str {
+        std::str::from_utf8(&self.bytes[range]).expect("the request target is ASCII")
+    }
+
+    /// Returns the bytes at `range` (the request target).
+    ///
+    /// # Panics
+    ///
+    /// If `range` is outside the bytes (a bug: the parser made it).
+    pub(crate) fn bytes_at(&self, range: Range<usize>) -> &[u8] {
+        &self.bytes[range]
+    }
+
     /// Adds a field after the others.
     ///
     /// # Panics

@@ -508,10 +508,13 @@ impl Router {
     /// `OPTIONS *`.
     pub(crate) fn resolve(&self, req: &mut Request) -> Result<usize, Response> {
         // `OPTIONS *` (the only request with the target `*`) asks about the server as a whole.
-        if req.path() == "*" {
+        // The path as bytes: kept in the head's bytes it is text only after a UTF-8 check
+        // (about 100 instructions), which only a path no literal route has needs.
+        let path = req.path_bytes();
+        if path == b"*" {
             return Err(Response::new(204).with_header("Allow", self.allow_any()));
         }
-        match self.lookup(req.method(), req.path()) {
+        match self.lookup_with(req.method(), path, || req.path()) {
             Lookup::Found(id, params) => {
                 req.set_params(params);
                 Ok(id)
@@ -524,17 +527,27 @@ impl Router {
     }
 
     /// Finds the route for `method` and `path` (percent-encoded, without the query).
+    #[cfg(test)]
     pub(crate) fn lookup(&self, method: &str, path: &str) -> Lookup {
+        self.lookup_with(method, path.as_bytes(), || path)
+    }
+
+    /// [`Router::lookup`] for a path given as bytes, with `text` to read it as text (called
+    /// only when no all-literal route has this path).
+    fn lookup_with<'p>(&self, method: &str, path: &[u8], text: impl FnOnce() -> &'p str) -> Lookup {
         let index = self.index.get_or_init(|| RouteIndex::new(&self.routes));
         match index.exact(path) {
             Some(matches) => {
                 self.choose(method, || matches.iter().map(|m| (m.id, m.params.clone())))
             }
-            None => self.choose(method, || {
-                index
-                    .candidates(&self.routes, path)
-                    .filter_map(|id| self.routes[id].pattern.matches(path).map(|p| (id, p)))
-            }),
+            None => {
+                let path = text();
+                self.choose(method, || {
+                    index
+                        .candidates(&self.routes, path)
+                        .filter_map(|id| self.routes[id].pattern.matches(path).map(|p| (id, p)))
+                })
+            }
         }
     }
 

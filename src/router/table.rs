@@ -55,7 +55,7 @@ impl RouteIndex {
                 .collect();
             exact.push((path.into(), matches));
         }
-        exact.sort_by(|(a, _), (b, _)| by_length_then_bytes(a, b));
+        exact.sort_by(|(a, _), (b, _)| by_length_then_bytes(a.as_bytes(), b.as_bytes()));
         let dynamic = routes
             .iter()
             .enumerate()
@@ -65,10 +65,11 @@ impl RouteIndex {
         RouteIndex { exact, dynamic }
     }
 
-    /// Returns every route matching `path` when `path` is an all-literal pattern's text.
-    pub(crate) fn exact(&self, path: &str) -> Option<&[Match]> {
+    /// Returns every route matching `path` when `path` is an all-literal pattern's text (bytes:
+    /// a target kept in the head's bytes is text only after a UTF-8 check).
+    pub(crate) fn exact(&self, path: &[u8]) -> Option<&[Match]> {
         self.exact
-            .binary_search_by(|(known, _)| by_length_then_bytes(known, path))
+            .binary_search_by(|(known, _)| by_length_then_bytes(known.as_bytes(), path))
             .ok()
             .map(|i| &*self.exact[i].1)
     }
@@ -91,6 +92,6 @@ impl RouteIndex {
 }
 
 /// Orders strings by length first, so most comparisons stop before reading any byte.
-fn by_length_then_bytes(a: &str, b: &str) -> Ordering {
+fn by_length_then_bytes(a: &[u8], b: &[u8]) -> Ordering {
     a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }

@@ -7,7 +7,7 @@
 use std::mem::MaybeUninit;
 
 use super::grammar::{is_host_byte, is_token, list_items, trim_ows};
-use crate::request::{HeaderFields, Spans};
+use crate::request::{HeaderFields, Spans, Target};
 
 /// A request head that passed every check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,7 +15,8 @@ pub(crate) struct Head {
     /// The method, as sent (the common ones not allocated).
     pub(crate) method: std::borrow::Cow<'static, str>,
     /// The target in origin form (`/path?query`); absolute-form targets are reduced to it.
-    pub(crate) target: String,
+    /// One in origin form already is a span of `headers`' bytes.
+    pub(crate) target: Target,
     /// `true` for HTTP/1.0.
     pub(crate) http10: bool,
     /// Header fields as sent, pointing into the head's bytes.
@@ -26,6 +27,17 @@ pub(crate) struct Head {
     pub(crate) keep_alive: bool,
     /// Whether the client waits for `100 Continue` before sending the body.
     pub(crate) expect_continue: bool,
+}
+
+impl Head {
+    /// Returns the target's text.
+    #[cfg(test)]
+    pub(crate) fn target(&self) -> &str {
+        match &self.target {
+            Target::Owned(text) => text,
+            Target::InHead { start, end } => self.headers.text(*start as usize..*end as usize),
+        }
+    }
 }
 
 /// How a request body is delimited.
@@ -229,9 +241,9 @@ pub(crate) fn parse_head(bytes: Vec<u8>, max_headers: usize) -> Result<Head, Rej
     parse_syntax(&mut req, &bytes, slots)?;
     let method = req.method.unwrap_or_default();
     let http10 = req.version == Some(0);
-    let target = request_target(method, req.path.unwrap_or_default())?;
-    let mut fields = Fields::default();
     let base = bytes.as_ptr() as usize;
+    let target = request_target(method, req.path.unwrap_or_default(), base)?;
+    let mut fields = Fields::default();
     for header in req.headers.iter() {
         fields.add(header.name, header.value, http10)?;
         // Where httparse found the field in `bytes`.
@@ -267,8 +279,9 @@ fn parse_syntax<'h, 'b>(
     }
 }
 
-/// Checks the request target (and refuses `CONNECT`), returning it in origin form.
-fn request_target(method: &str, target: &str) -> Result<String, Reject> {
+/// Checks the request target (and refuses `CONNECT`), returning it in origin form: a span of
+/// the head's bytes (which start at address `base`) when it is in that form already.
+fn request_target(method: &str, target: &str, base: usize) -> Result<Target, Reject> {
     if !target.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
         return Err(reject(
             400,
@@ -278,7 +291,16 @@ fn request_target(method: &str, target: &str) -> Result<String, Reject> {
     if method == "CONNECT" {
         return Err(reject(501, "CONNECT is not supported"));
     }
-    origin_form(method, target)
+    if target.starts_with('/') {
+        // Where httparse found it; the head is under 4 GiB (checked first).
+        let start = target.as_ptr() as usize - base;
+        let at = |n: usize| u32::try_from(n).expect("head bytes stay under 4 GiB");
+        return Ok(Target::InHead {
+            start: at(start),
+            end: at(start + target.len()),
+        });
+    }
+    origin_form(method, target).map(Target::Owned)
 }
 
 /// What the header fields of one head say, gathered field by field.
@@ -359,7 +381,7 @@ impl Fields {
     fn into_head(
         self,
         method: std::borrow::Cow<'static, str>,
-        target: String,
+        target: Target,
         http10: bool,
         bytes: Vec<u8>,
     ) -> Result<Head, Reject> {
@@ -507,7 +529,7 @@ mod tests {
     #[test]
     fn simple_get() {
         let h = head("GET /a?b=1 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        assert_eq!((&*h.method, h.target.as_str()), ("GET", "/a?b=1"));
+        assert_eq!((&*h.method, h.target()), ("GET", "/a?b=1"));
         assert!(h.keep_alive && !h.http10);
         assert_eq!(h.body, BodyKind::Empty);
     }
@@ -584,9 +606,9 @@ mod tests {
         assert_eq!(status("CONNECT x:1 HTTP/1.1\r\nHost: x\r\n\r\n"), 501);
         assert_eq!(status("GET * HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
         let absolute = head("GET http://example.com/a?b HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        assert_eq!(absolute.target, "/a?b");
+        assert_eq!(absolute.target(), "/a?b");
         let bare = head("GET http://example.com HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        assert_eq!(bare.target, "/");
+        assert_eq!(bare.target(), "/");
     }
 
     #[test]
