@@ -268,14 +268,16 @@ fn bodies_held_at_once_are_bounded_by_max_body_memory() {
         stream.write_all(request.as_bytes()).unwrap();
         stream
     };
+    // Every wait has a deadline: a refused third body fails the test instead of hanging it.
+    let started = || started_rx.recv_timeout(Duration::from_secs(10)).unwrap();
     let mut first = post();
-    assert_eq!(started_rx.recv().unwrap(), 80);
+    assert_eq!(started(), 80);
     let mut second = post();
     assert_eq!(read_one_response(&mut second, false).status, 503);
     gate.wait();
     assert_eq!(read_one_response(&mut first, false).text(), "80\n");
     let mut third = post();
-    assert_eq!(started_rx.recv().unwrap(), 80);
+    assert_eq!(started(), 80);
     gate.wait();
     assert_eq!(read_one_response(&mut third, false).text(), "80\n");
 }

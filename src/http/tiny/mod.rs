@@ -301,6 +301,11 @@ async fn handle(
     };
     req.set_body(body);
     let response = dispatcher.answer(req, Routed::Route(route_id)).await;
+    // The handler has had the body and let it go: its share is free before the response goes
+    // out on another thread, so a client that reads the answer and sends the next body at once
+    // finds the memory free (released after the send, it could see a 503 for memory no
+    // request held any more).
+    drop(held);
     send(raw, response).await;
 }
 
