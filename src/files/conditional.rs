@@ -4,6 +4,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::http::h1::grammar::weighted_items;
+
 /// What identifies one version of a file's representation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Validators {
@@ -178,41 +180,31 @@ pub(crate) fn accepted_codings(accept_encoding: Option<&str>) -> Vec<Coding> {
         return Vec::new();
     };
     let mut star = None;
-    let mut listed: Vec<(String, bool)> = Vec::new();
-    for item in header.split(',') {
-        let mut parts = item.split(';');
-        let name = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-        if name.is_empty() {
-            continue;
-        }
-        let allowed = parts.all(|param| {
-            let param = param.trim();
-            match param.split_once('=') {
-                Some((key, value)) if key.trim().eq_ignore_ascii_case("q") => {
-                    value.trim().parse::<f32>().is_ok_and(|q| q > 0.0)
-                }
-                _ => true,
-            }
-        });
-        let name = if name == "x-gzip" {
-            "gzip".into()
+    let mut listed: Vec<(&[u8], bool)> = Vec::new();
+    for (name, q) in weighted_items(header.as_bytes()) {
+        let name: &[u8] = if name.eq_ignore_ascii_case(b"x-gzip") {
+            b"gzip"
         } else {
             name
         };
-        if name == "*" {
-            star = Some(allowed);
+        if name == b"*" {
+            star = Some(q > 0.0);
         } else {
-            listed.push((name, allowed));
+            listed.push((name, q > 0.0));
         }
     }
     Coding::PREFERRED
         .into_iter()
-        .filter(
-            |coding| match listed.iter().find(|(name, _)| name == coding.token()) {
+        .filter(|coding| {
+            let token = coding.token().as_bytes();
+            match listed
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(token))
+            {
                 Some((_, allowed)) => *allowed,
                 None => star.unwrap_or(false),
-            },
-        )
+            }
+        })
         .collect()
 }
 

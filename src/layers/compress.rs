@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use flate2::write::GzEncoder;
 
+use crate::http::h1::grammar::weighted_items;
 use crate::layers::{add_vary_in, Later};
 use crate::pool::offload;
 use crate::request::Request;
@@ -274,33 +275,15 @@ fn is_compressible(content_type: &str) -> bool {
 /// Returns `true` if an `Accept-Encoding` value asks for gzip over the unencoded body.
 ///
 /// gzip's weight is its own q-value (or `*`'s); identity competes only if the client names it
-/// (or `*`). No header means "as it is", as browsers and proxies expect.
-///
-/// Read as bytes, split and trimmed by hand (optional whitespace is spaces and tabs): through
-/// `str::split` and `str::trim` a browser's `gzip, deflate, br` cost about 1,200 instructions,
-/// and a lowercase copy of each coding an allocation more.
+/// (or `*`). No header means "as it is", as browsers and proxies expect. Read as bytes
+/// ([`weighted_items`]): through `str::split` and `str::trim` a browser's `gzip, deflate, br`
+/// cost about 1,200 instructions, and a lowercase copy of each coding an allocation more.
 fn accepts_gzip(header: Option<&str>) -> bool {
     let Some(header) = header else {
         return false;
     };
     let (mut gzip, mut star, mut identity) = (None::<f32>, None::<f32>, None::<f32>);
-    for item in header.as_bytes().split(|&b| b == b',') {
-        let mut parts = item.split(|&b| b == b';');
-        let coding = trim_ows(parts.next().unwrap_or_default());
-        let mut q = 1.0f32;
-        for param in parts {
-            let (name, value) = match param.iter().position(|&b| b == b'=') {
-                Some(at) => (&param[..at], &param[at + 1..]),
-                None => (param, &param[param.len()..]),
-            };
-            if trim_ows(name).eq_ignore_ascii_case(b"q") {
-                q = std::str::from_utf8(trim_ows(value))
-                    .ok()
-                    .and_then(|v| v.parse::<f32>().ok())
-                    .unwrap_or(0.0)
-                    .clamp(0.0, 1.0);
-            }
-        }
+    for (coding, q) in weighted_items(header.as_bytes()) {
         let is = |name: &[u8]| coding.eq_ignore_ascii_case(name);
         let slot = if is(b"gzip") || is(b"x-gzip") {
             &mut gzip
@@ -316,17 +299,6 @@ fn accepts_gzip(header: Option<&str>) -> bool {
     let gzip = gzip.or(star).unwrap_or(0.0);
     let identity = identity.or(star).unwrap_or(0.0);
     gzip > 0.0 && gzip >= identity
-}
-
-/// Strips the optional whitespace (spaces, tabs) around a list item or parameter.
-fn trim_ows(mut bytes: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = bytes {
-        bytes = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = bytes {
-        bytes = rest;
-    }
-    bytes
 }
 
 /// Compresses `input` whole; `None` only if the encoder fails (it writes to memory, so never

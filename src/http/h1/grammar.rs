@@ -121,6 +121,34 @@ pub(crate) fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     value.split(|&b| b == b',').map(trim_ows)
 }
 
+/// Splits a list of weighted items such as `Accept-Encoding` (RFC 9110 §12.4.2, §12.5.3) into
+/// each item's name, trimmed and as sent, and its weight: its `q` parameter (the last one if
+/// repeated), 1 without one, 0 if it cannot be read, clamped to 0..=1. Empty items are skipped.
+/// Bytes only: no lowercase copies (compare names with `eq_ignore_ascii_case`).
+pub(crate) fn weighted_items(value: &[u8]) -> impl Iterator<Item = (&[u8], f32)> {
+    list_items(value)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            let mut parts = item.split(|&b| b == b';');
+            let name = trim_ows(parts.next().unwrap_or_default());
+            let mut q = 1.0f32;
+            for param in parts {
+                let (key, value) = match param.iter().position(|&b| b == b'=') {
+                    Some(at) => (&param[..at], &param[at + 1..]),
+                    None => (param, &param[param.len()..]),
+                };
+                if trim_ows(key).eq_ignore_ascii_case(b"q") {
+                    q = std::str::from_utf8(trim_ows(value))
+                        .ok()
+                        .and_then(|v| v.parse::<f32>().ok())
+                        .unwrap_or(0.0)
+                        .clamp(0.0, 1.0);
+                }
+            }
+            (name, q)
+        })
+}
+
 /// Trims optional whitespace (SP, HTAB) from both ends.
 pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = s {
@@ -162,6 +190,21 @@ pub(crate) fn is_quoted_pair_byte(b: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weighted_items_give_names_as_sent_and_their_q() {
+        let items: Vec<(&[u8], f32)> =
+            weighted_items(b" GZIP;q=0.5 , ,br; Q = 1,*;q=x, identity ;level=1;q=7").collect();
+        assert_eq!(
+            items,
+            [
+                (&b"GZIP"[..], 0.5),
+                (&b"br"[..], 1.0),
+                (&b"*"[..], 0.0),
+                (&b"identity"[..], 1.0),
+            ]
+        );
+    }
 
     #[test]
     fn tokens() {
