@@ -301,10 +301,11 @@ async fn handle(
     };
     req.set_body(body);
     let response = dispatcher.answer(req, Routed::Route(route_id)).await;
-    // The handler has had the body and let it go: its share is free before the response goes
-    // out on another thread, so a client that reads the answer and sends the next body at once
-    // finds the memory free (released after the send, it could see a 503 for memory no
-    // request held any more).
+    // The handler has had the body: its share is freed before the response goes out on
+    // another thread, so a client that reads the answer and sends its next body at once finds
+    // the memory free. (The native front end frees it once the response is written, on the
+    // loop, where no client can see the answer before that.) A response that carries the body
+    // on is not counted while tiny_http writes it.
     drop(held);
     send(raw, response).await;
 }
