@@ -102,7 +102,7 @@ fn app(layers: bool) -> Router {
 }
 
 /// Request ids as steadyloop's `RequestId` makes them: a process-wide counter mixed by
-/// splitmix64's finaliser, as 16 hex digits (tower-http clones the maker per connection, so the
+/// splitmix64's finaliser (the demo report's `mix`), as 16 hex digits (tower-http clones the maker per connection, so the
 /// counter lives outside it).
 #[derive(Clone, Default)]
 struct HexId;
@@ -116,10 +116,7 @@ impl tower_http::request_id::MakeRequestId for HexId {
         _request: &axum::http::Request<B>,
     ) -> Option<tower_http::request_id::RequestId> {
         let n = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
+        let z = report::mix(n);
         let value = axum::http::HeaderValue::from_str(&format!("{z:016x}")).ok()?;
         Some(tower_http::request_id::RequestId::new(value))
     }
