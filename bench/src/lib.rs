@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod flags;
+pub mod probe;
 pub mod procfs;
 pub mod server;
 pub mod stats;

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use steadyloop_bench::client::Client;
 use steadyloop_bench::flags::Flags;
+use steadyloop_bench::probe::probe;
 use steadyloop_bench::procfs::Sampler;
 use steadyloop_bench::server::{demo_binary, ServerProcess, Target};
 use steadyloop_bench::stats::{ms, percentile, print_table, Spread};
@@ -266,7 +267,7 @@ fn run_once(
     drop(warm);
 
     let sampler = Sampler::start(server.pid(), Duration::from_millis(20));
-    let (unloaded, unloaded_errors) = probe(addr, options.rate, options.baseline)?;
+    let (unloaded, unloaded_errors) = probe(addr, "/healthz", options.rate, options.baseline)?;
 
     // Heavy load, with the probe joining after the delay.
     let heavy_start = Instant::now();
@@ -279,7 +280,7 @@ fn run_once(
         })
         .collect();
     thread::sleep(options.probe_delay);
-    let (loaded, loaded_errors) = probe(addr, options.rate, options.probe)?;
+    let (loaded, loaded_errors) = probe(addr, "/healthz", options.rate, options.probe)?;
     let (mut ok, mut shed, mut failed, mut slowest) = (0, 0, 0, Duration::ZERO);
     for h in heavy {
         let (o, s, f, w) = h.join().expect("heavy thread");
@@ -324,35 +325,6 @@ fn hammer(addr: SocketAddr, path: &str, end: Instant) -> (u64, u64, u64, Duratio
         }
     }
     (ok, shed, failed, slowest)
-}
-
-/// Probes `GET /healthz` open-loop at `rate` for `duration` on one connection; returns the
-/// sorted latencies and the number of failed or non-200 requests.
-fn probe(addr: SocketAddr, rate: f64, duration: Duration) -> std::io::Result<(Vec<Duration>, u64)> {
-    let mut client = Client::connect(addr)?;
-    let interval = Duration::from_secs_f64(1.0 / rate);
-    let count = (duration.as_secs_f64() * rate).round() as u32;
-    let mut latencies = Vec::with_capacity(count as usize);
-    let mut errors = 0;
-    let start = Instant::now();
-    let mut previous_done = start;
-    for i in 0..count {
-        let due = start + interval * i;
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            thread::sleep(wait);
-        }
-        let sent = Instant::now();
-        let ok = matches!(client.get("/healthz"), Ok(200));
-        let done = Instant::now();
-        // Held back by a late answer: count from the due time. Otherwise from the actual send,
-        // so the probe's own timer slack is not charged to the server.
-        let from = if previous_done > due { due } else { sent };
-        latencies.push(done - from);
-        errors += u64::from(!ok);
-        previous_done = done;
-    }
-    latencies.sort();
-    Ok((latencies, errors))
 }
 
 /// Prints the tables: medians over runs with the min–max spread.
