@@ -17,7 +17,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use crate::error::Error;
-use crate::layers::{After, Builtin};
+use crate::layers::{After, Builtin, Later};
 use crate::request::Request;
 use crate::response::{IntoResponse, Response};
 use crate::router::{Dispatcher, Router};
@@ -132,13 +132,33 @@ pub(crate) enum Endpoint {
 }
 
 impl Endpoint {
-    /// Runs the step for `req`, boxed as a layer's [`Next`] returns it.
-    fn run_boxed(self, req: Request) -> ResponseFuture {
+    /// Runs the step for `req`.
+    fn run(self, req: Request) -> Answered {
         match self {
             Endpoint::Route(dispatcher, id) => dispatcher.run_route(id, req),
-            Endpoint::Answer(response) => Box::pin(std::future::ready(*response)),
+            Endpoint::Answer(response) => Answered::Now(*response),
             #[cfg(test)]
-            Endpoint::Custom(step) => step(req),
+            Endpoint::Custom(step) => Answered::Later(step(req)),
+        }
+    }
+}
+
+/// What a step of the chain gives: its answer, or the future of it.
+pub(crate) enum Answered {
+    /// The answer, made without waiting (a probe's, routing's own): the chain goes on with it
+    /// at once, with no box for a future that is ready on its first poll (a malloc, a free and
+    /// a dynamic poll per request, about 190 instructions).
+    Now(Response),
+    /// The future of the answer.
+    Later(ResponseFuture),
+}
+
+impl Answered {
+    /// Returns the answer as the boxed future a layer's [`Next`] hands on.
+    fn boxed(self) -> ResponseFuture {
+        match self {
+            Answered::Now(response) => Box::pin(std::future::ready(response)),
+            Answered::Later(future) => future,
         }
     }
 }
@@ -170,12 +190,18 @@ impl Next {
             endpoint,
         } = self;
         match next_applying(&stack, index, &req) {
-            None => endpoint.run_boxed(req),
+            None => endpoint.run(req).boxed(),
             // Built-in layers run in place in one future, up to the next layer of the user's.
-            Some(at) if stack[at].builtin.is_some() => Box::pin(Chain {
-                state: start(stack, at, req, endpoint),
-                catch_panics: false,
-            }),
+            Some(at) if stack[at].builtin.is_some() => {
+                let (answered, afters) = start(stack, at, req, endpoint);
+                Box::pin(Chain {
+                    state: State::Running {
+                        awaiting: answered.boxed(),
+                        afters,
+                    },
+                    catch_panics: false,
+                })
+            }
             Some(at) => {
                 let layer = stack[at].layer.clone();
                 layer.call(
@@ -265,12 +291,17 @@ enum State {
 }
 
 /// Runs the built-in layers of `stack` from `index` on for `req` and starts the rest of the
-/// chain.
-fn start(stack: LayerStack, mut index: usize, mut req: Request, endpoint: Endpoint) -> State {
+/// chain: its answer (or the future of it), and the built-ins' work left for the response.
+fn start(
+    stack: LayerStack,
+    mut index: usize,
+    mut req: Request,
+    endpoint: Endpoint,
+) -> (Answered, Afters) {
     let mut afters = Afters::default();
-    let awaiting = loop {
+    let answered = loop {
         let Some(at) = next_applying(&stack, index, &req) else {
-            break endpoint.run_boxed(req);
+            break endpoint.run(req);
         };
         if let Some(builtin) = &stack[at].builtin {
             // Without room the layer runs in the nested chain instead.
@@ -285,9 +316,20 @@ fn start(stack: LayerStack, mut index: usize, mut req: Request, endpoint: Endpoi
             index: at,
             endpoint,
         };
-        break next.run(req);
+        break Answered::Later(next.run(req));
     };
-    State::Running { awaiting, afters }
+    (answered, afters)
+}
+
+/// Does the built-in layers' work left in `afters` on `response`, innermost first, until one
+/// has work that takes a future: that work, or `None` once all of it is done.
+fn finish(afters: &mut Afters, response: &mut Response) -> Option<Later> {
+    while let Some(after) = afters.pop() {
+        if let Some(later) = after.finish(response) {
+            return Some(later);
+        }
+    }
+    None
 }
 
 impl Chain {
@@ -303,7 +345,16 @@ impl Chain {
             else {
                 unreachable!("matched above");
             };
-            self.state = start(stack, index, req, endpoint);
+            let (answered, mut afters) = start(stack, index, req, endpoint);
+            let awaiting = match answered {
+                Answered::Later(awaiting) => awaiting,
+                // An answer made at once needs no poll: the built-ins' work is done on it now.
+                Answered::Now(mut response) => match finish(&mut afters, &mut response) {
+                    None => return Poll::Ready(response),
+                    Some(later) => later.start(response),
+                },
+            };
+            self.state = State::Running { awaiting, afters };
         }
         let State::Running { awaiting, afters } = &mut self.state else {
             panic!("layer chain polled after it answered");
@@ -316,14 +367,9 @@ impl Chain {
                 return Poll::Pending;
             };
             // The built-ins' work in place, until one has work that takes a future.
-            let later = loop {
-                let Some(after) = afters.pop() else {
-                    self.state = State::Done;
-                    return poll;
-                };
-                if let Some(later) = after.finish(response) {
-                    break later;
-                }
+            let Some(later) = finish(afters, response) else {
+                self.state = State::Done;
+                return poll;
             };
             if let Poll::Ready(response) = poll {
                 *awaiting = later.start(response);
