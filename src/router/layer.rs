@@ -279,6 +279,15 @@ enum State {
         /// What answers once the layers are done.
         endpoint: Endpoint,
     },
+    /// Not yet polled, and the application has no layers: the endpoint alone answers `req`
+    /// (without the search for layers, the built-ins' slots and their work on the response,
+    /// about 170 instructions per request).
+    Endpoint {
+        /// The request.
+        req: Request,
+        /// What answers it.
+        endpoint: Endpoint,
+    },
     /// Waiting for `awaiting`: the rest of the chain, then any unfinished work of a built-in.
     Running {
         /// The future of the response.
@@ -335,7 +344,21 @@ fn finish(afters: &mut Afters, response: &mut Response) -> Option<Later> {
 impl Chain {
     /// Polls the chain on: starts it, then waits for the rest and does the built-ins' work.
     fn step(&mut self, cx: &mut Context<'_>) -> Poll<Response> {
-        if matches!(self.state, State::Start { .. }) {
+        if matches!(self.state, State::Endpoint { .. }) {
+            let State::Endpoint { req, endpoint } = std::mem::replace(&mut self.state, State::Done)
+            else {
+                unreachable!("matched above");
+            };
+            match endpoint.run(req) {
+                Answered::Now(response) => return Poll::Ready(response),
+                Answered::Later(awaiting) => {
+                    self.state = State::Running {
+                        awaiting,
+                        afters: Afters::default(),
+                    };
+                }
+            }
+        } else if matches!(self.state, State::Start { .. }) {
             let State::Start {
                 stack,
                 index,
@@ -401,9 +424,15 @@ impl Future for Chain {
 /// Runs `req` through `stack` to `endpoint`; a panic in a layer becomes a 500 (logged), so the
 /// loop never goes down with a layer.
 pub(crate) fn run_chain(stack: &LayerStack, req: Request, endpoint: Endpoint) -> Chain {
-    Chain {
+    if stack.is_empty() {
         // Without layers there is nothing to catch: the route catches its handler's panics.
-        catch_panics: !stack.is_empty(),
+        return Chain {
+            catch_panics: false,
+            state: State::Endpoint { req, endpoint },
+        };
+    }
+    Chain {
+        catch_panics: true,
         state: State::Start {
             stack: stack.clone(),
             index: 0,
@@ -603,6 +632,17 @@ mod tests {
             assert_eq!(response.header("x-request-id"), None);
             assert_eq!(response.header("x-trace"), None);
         }
+    }
+
+    #[test]
+    fn without_layers_the_endpoint_alone_answers() {
+        let response = run(Router::new(), "/");
+        assert_eq!((response.status(), response.body_bytes()), (200, &b""[..]));
+        let answer = Endpoint::Answer(Box::new(Response::text("now")));
+        let req = crate::Request::builder().uri("/").build();
+        let stack = Router::new().layer_stack();
+        let response = futures_lite::future::block_on(run_chain(&stack, req, answer));
+        assert_eq!(response.body_bytes(), b"now");
     }
 
     #[test]
