@@ -16,7 +16,7 @@ use crate::pool::scope::{scoped, RouteScope, RouteScopes};
 use crate::pool::{self, panic_message};
 use crate::request::Request;
 use crate::response::{Body, IntoResponse, Response, Stream};
-use crate::router::layer::{run_chain, Endpoint, LayerStack, ResponseFuture};
+use crate::router::layer::{run_chain, Answered, Endpoint, LayerStack};
 use crate::router::{Handler, Probe, Route, Router};
 use crate::server::state::ServerState;
 
@@ -147,22 +147,22 @@ impl Dispatcher {
         response
     }
 
-    /// Starts the handler of route `route_id` (inside the layers) with the route's deadline,
-    /// boxed as a layer's `Next` hands it on.
+    /// Starts the handler of route `route_id` (inside the layers) with the route's deadline:
+    /// its answer, or the future of it boxed as a layer's `Next` hands it on.
     ///
     /// Each kind of handler gets a box of its own size: one future for all of them was 512
     /// bytes (a pool task's 176 among them), copied whole into its box per request. A probe
-    /// answers at once (it never waits, so no deadline can pass), and an async handler without
-    /// a deadline is only the handler's future and the panic catch.
-    pub(crate) fn run_route(self: Rc<Self>, route_id: usize, req: Request) -> ResponseFuture {
+    /// answers at once (it never waits, so no deadline can pass) and needs no box, and an
+    /// async handler without a deadline is only the handler's future and the panic catch.
+    pub(crate) fn run_route(self: Rc<Self>, route_id: usize, req: Request) -> Answered {
         let route = &self.router.routes()[route_id];
         match (&route.handler, route.timeout) {
-            (Handler::Probe(probe), _) => Box::pin(std::future::ready(self.answer_probe(*probe))),
+            (Handler::Probe(probe), _) => Answered::Now(self.answer_probe(*probe)),
             (Handler::Async(handler), None) => {
                 let handler = handler.clone();
-                Box::pin(self.run_async(route_id, handler, req))
+                Answered::Later(Box::pin(self.run_async(route_id, handler, req)))
             }
-            _ => Box::pin(self.run_with_deadline(route_id, req)),
+            _ => Answered::Later(Box::pin(self.run_with_deadline(route_id, req))),
         }
     }
 

@@ -33,7 +33,7 @@ use futures_lite::FutureExt;
 
 use crate::http::h1::chunked::ChunkedDecoder;
 use crate::http::h1::parse::{self, BodyKind, Head, HeadReader, Reject};
-use crate::http::h1::write::{self, Exchange, OutBody};
+use crate::http::h1::write::{self, Exchange, HeadBytes, OutBody};
 use crate::request::Request;
 use crate::router::{Dispatcher, Routed};
 use crate::rt::{timeout, Sleep, TcpStream, Wait};
@@ -468,10 +468,14 @@ impl Conn {
         } else {
             self.shed_streak = 0;
         }
-        let out = write::prepare(response, exchange, self.state.is_draining());
-        let close = out.close;
-        let (first, rest) = out.into_first_write();
-        let written = match self.stream.write_now(&first) {
+        // The first write is gathered on the stack, and copied to the heap only if the socket
+        // does not take all of it now.
+        let mut first = HeadBytes::new();
+        let (rest, close) =
+            write::prepare_first_write(response, exchange, self.state.is_draining(), &mut first);
+        let bytes = first.bytes();
+        let len = bytes.len();
+        let written = match self.stream.write_now(bytes) {
             Ok(n) => n,
             Err(e)
                 if matches!(
@@ -483,11 +487,11 @@ impl Conn {
             }
             Err(_) => return Err(Stop::Quiet),
         };
-        if written == first.len() && matches!(rest, OutBody::Empty) {
+        if written == len && matches!(rest, OutBody::Empty) {
             return Ok(Ok(!close));
         }
         Ok(Err(Unsent {
-            first,
+            first: first.into_vec(0),
             written,
             rest,
             close,
