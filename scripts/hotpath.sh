@@ -10,7 +10,8 @@
 # both are divided by the requests wrk completed. Prints one Markdown table of medians with the
 # min-max spread over the runs, and the per-syscall breakdown of the median run. The busy share
 # of each CPU over the measured run (from /proc/stat, steal counted as busy) says which side was
-# the bottleneck: with wrk's CPU near 100%, req/s measures wrk, not the server.
+# the bottleneck: with wrk's CPU near 100%, req/s measures wrk, not the server. When axum-ct
+# runs, each server's CPU per request is also given as a ratio to axum-ct's in the same repeat.
 #
 # The anchor serves `"ok"` with no middleware and is built with opt-level 3, while the demo as
 # shipped adds its request-id and gzip layers and is built with opt-level "s" (for size). So
@@ -162,6 +163,20 @@ echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 for name in ${only//,/ }; do
     echo "| $name | $(summary "$name" 5) | $(summary "$name" 6) | $(summary "$name" 7) | $(summary "$name" 8) | $(summary "$name" 4) | $(summary "$name" 9) | $(summary "$name" 10) |"
 done
+if [[ ",$only," == *,axum-ct,* ]]; then
+    echo
+    echo "Server CPU per request over axum-ct's in the same repeat (the repeats are seconds apart, so"
+    echo "drift in the machine's speed cancels), median (min-max) over the $runs repeats:"
+    echo
+    for name in ${only//,/ }; do
+        [ "$name" = axum-ct ] && continue
+        echo "- $name: $(awk -v n="$name" '$1 == "axum-ct" {base[$2] = $6} $1 == n {mine[$2] = $6}
+            END {for (r in mine) if (r in base) printf "%.2f\n", mine[r] / base[r]}' "$work/results" |
+            sort -g | awk '{v[NR] = $1} END {
+                m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+                printf "%.2fx (%.2f-%.2f)", m, v[1], v[NR] }')"
+    done
+fi
 echo
 echo "System calls per request by kind (the median-syscall run of each server):"
 echo

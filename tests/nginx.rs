@@ -576,18 +576,7 @@ fn socket_activated_restarts_refuse_and_reset_nothing() {
 #[cfg(feature = "systemd")]
 fn systemd_socket_activate_starts_the_demo() {
     let scratch = Scratch::new("sdactivate");
-    let port = free_port();
-    let mut child = Command::new("systemd-socket-activate")
-        .args(["-l", &format!("127.0.0.1:{port}"), "--fdname=http"])
-        .arg(env!("CARGO_BIN_EXE_steadyloop"))
-        .args(["--addr", "systemd:http"])
-        .stdout(Stdio::null())
-        .stderr(File::create(scratch.path("logs/demo.log")).unwrap())
-        .spawn()
-        .expect("systemd-socket-activate is installed (it comes with systemd)");
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    // The first connection starts the demo; it waits in the backlog until the demo accepts it.
-    wait_until_listening(addr);
+    let (mut child, addr) = socket_activated_demo(&scratch.path("logs/demo.log"));
     let mut stream = common::connect(addr);
     stream
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -600,6 +589,51 @@ fn systemd_socket_activate_starts_the_demo() {
         "{:?}; log: {}",
         String::from_utf8_lossy(&response),
         std::fs::read_to_string(scratch.path("logs/demo.log")).unwrap_or_default()
+    );
+}
+
+/// Starts `systemd-socket-activate` listening on a free port for the demo, and returns it once
+/// its first connection (made here) has started the demo.
+///
+/// The port comes from [`free_port`], so another test may take it before
+/// `systemd-socket-activate` binds it; that tool then exits at once (and a connection may even
+/// reach the other test's listener), so a tool that is gone 100 ms after the first connection
+/// is started again on another port, at most three times.
+#[cfg(feature = "systemd")]
+fn socket_activated_demo(log: &Path) -> (Child, SocketAddr) {
+    for _ in 0..3 {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut child = Command::new("systemd-socket-activate")
+            .args(["-l", &addr.to_string(), "--fdname=http"])
+            .arg(env!("CARGO_BIN_EXE_steadyloop"))
+            .args(["--addr", "systemd:http"])
+            .stdout(Stdio::null())
+            .stderr(File::create(log).unwrap())
+            .spawn()
+            .expect("systemd-socket-activate is installed (it comes with systemd)");
+        // The first connection starts the demo; it waits in the backlog until the demo accepts
+        // it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listening = loop {
+            if child.try_wait().unwrap().is_some() {
+                break false;
+            }
+            if TcpStream::connect(addr).is_ok() {
+                thread::sleep(Duration::from_millis(100));
+                break child.try_wait().unwrap().is_none();
+            }
+            assert!(Instant::now() < deadline, "nothing listens on {addr}");
+            thread::sleep(Duration::from_millis(20));
+        };
+        if listening {
+            return (child, addr);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!(
+        "systemd-socket-activate did not stay up on three free ports; its log: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
     );
 }
 
