@@ -38,7 +38,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let rate: f64 = flags.take("rate", 1000.0)?;
     let secs = flags.take_secs("secs", 8.0)?;
     flags.finish()?;
-    if !(rate > 0.0) {
+    if rate.is_nan() || rate <= 0.0 {
         return Err("--rate must be positive".into());
     }
     let (latencies, errors) = probe(addr, &path, rate, secs)?;
