@@ -173,6 +173,17 @@ impl Request {
         self
     }
 
+    /// Sets the client's address (front ends, once the head is parsed).
+    pub(crate) fn set_peer(&mut self, peer: Option<SocketAddr>) {
+        self.parts.peer = peer;
+    }
+
+    /// Returns the whole target in origin form, still percent-encoded (`/items?id=1`).
+    #[cfg(test)]
+    pub(crate) fn target(&self) -> &str {
+        target_text(&self.parts.target, &self.parts.headers)
+    }
+
     /// Returns the body, shared (for parsing on the pool).
     #[cfg(feature = "json")]
     pub(crate) fn shared_body(&self) -> Arc<Vec<u8>> {
