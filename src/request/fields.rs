@@ -149,6 +149,12 @@ impl HeaderFields {
         HeaderFields { bytes, spans }
     }
 
+    /// Returns the bytes and the spans apart, so a parser can add the spans of the fields it
+    /// finds in the bytes while it reads them.
+    pub(crate) fn head_mut(&mut self) -> (&[u8], &mut Spans) {
+        (&self.bytes, &mut self.spans)
+    }
+
     /// Returns the text at `range` of the bytes: the request target, which the parser checked
     /// is ASCII (the bytes only grow, so the range stays where it was put).
     ///
