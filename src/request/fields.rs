@@ -145,8 +145,21 @@ pub(crate) struct HeaderFields {
 impl HeaderFields {
     /// Takes the fields whose spans point into `bytes` (a parsed head; every name span is
     /// valid UTF-8, which the parser checked).
+    #[cfg(test)]
     pub(crate) fn from_head(bytes: Vec<u8>, spans: Spans) -> HeaderFields {
         HeaderFields { bytes, spans }
+    }
+
+    /// Makes `bytes`, a head still to be parsed, the buffer of fields that have none yet.
+    pub(crate) fn set_head(&mut self, bytes: Vec<u8>) {
+        debug_assert!(self.spans.as_slice().is_empty());
+        self.bytes = bytes;
+    }
+
+    /// Returns the bytes and the spans apart, so a parser can add the spans of the fields it
+    /// finds in the bytes while it reads them.
+    pub(crate) fn head_mut(&mut self) -> (&[u8], &mut Spans) {
+        (&self.bytes, &mut self.spans)
     }
 
     /// Returns the text at `range` of the bytes: the request target, which the parser checked

@@ -631,18 +631,20 @@ struct Framing {
     exchange: Exchange,
 }
 
-/// Builds the request from its head, keeping apart what framing the exchange needs.
+/// Takes the request from its head, with the client's address, keeping apart what framing the
+/// exchange needs.
 fn begin(head: Head, peer: Option<SocketAddr>) -> (Request, Framing) {
+    let mut req = head.request;
     let framing = Framing {
         body: head.body,
         expect_continue: head.expect_continue,
         exchange: Exchange {
-            head_request: head.method == "HEAD",
+            head_request: req.method() == "HEAD",
             http10: head.http10,
             keep_alive: head.keep_alive,
         },
     };
-    let req = Request::with_fields(head.method, head.target, head.http10, head.headers, peer);
+    req.set_peer(peer);
     (req, framing)
 }
 

@@ -72,21 +72,16 @@ pub(super) fn check(
         ));
     }
 
+    let mut request = head.request;
     let framing = Framing {
         body: head.body,
         exchange: Exchange {
-            head_request: head.method == "HEAD",
+            head_request: request.method() == "HEAD",
             http10: head.http10,
             keep_alive: head.keep_alive,
         },
     };
-    let request = Request::with_fields(
-        head.method,
-        head.target,
-        head.http10,
-        head.headers,
-        raw.remote_addr().copied(),
-    );
+    request.set_peer(raw.remote_addr().copied());
     Ok((request, framing))
 }
 
