@@ -16,7 +16,8 @@
 # + 1 s with both probes from 2 s in. With --control, a third phase replaces the storm by one
 # busy loop per core at the pool workers' nice 10 (no storm, no pool work): what the probes see
 # when the cores are merely busy, and the loaded p99 over that phase's is what the storm itself
-# adds. Reports medians (min-max) over the runs: probe p50/p99
+# adds; then a fourth phase keeps the pool full without a storm (one closed-loop `/report`
+# connection per worker and queue slot, so few 503s): what pool work alone does to the probes. Reports medians (min-max) over the runs: probe p50/p99
 # unloaded and loaded and their p99 ratios, storm answers/s, 503s/s, the loop thread's CPU
 # share while the storm runs alone (0.5-2 s in, before the probes join), socket errors (wrk's and
 # the open-loop probe's failed requests), and the server's peak RSS (sampled every 100 ms from
@@ -44,6 +45,8 @@ rate=1000
 control=""
 clients=80
 server_args="--queue 16"
+# Connections that keep the pool full without a storm (--control): workers + queue slots.
+fill=""
 bin=""
 slice_us=""
 loop_nice=""
@@ -67,6 +70,11 @@ port=18400
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
+if [ -z "$fill" ]; then
+    queue=$(echo "$server_args" | awk '{for (i = 1; i < NF; i++) if ($i == "--queue") print $(i + 1)}')
+    workers=$(echo "$server_args" | awk '{for (i = 1; i < NF; i++) if ($i == "--workers") print $(i + 1)}')
+    fill=$((${workers:-$(nproc)} + ${queue:-16}))
+fi
 echo "Building (release)..." >&2
 cargo build --release --quiet -p steadyloop-bench --bin probe
 probe="$target/release/probe"
@@ -145,7 +153,7 @@ for run in $(seq "$runs"); do
     kill $pid
     wait $pid 2>/dev/null || true
     wait $sampler || true
-    control_open=- control_wrk=- versus_open=- versus_wrk=-
+    control_open=- control_wrk=- versus_open=- versus_wrk=- fill_open=- fill_wrk=-
     if [ -n "$control" ]; then
         start_server
         hogs=()
@@ -161,6 +169,19 @@ for run in $(seq "$runs"); do
         control_wrk=$(pct_ms 99% "$work/control.wrk")
         versus_open=$(ratio "$(open_field loaded 2)" "$control_open")
         versus_wrk=$(ratio "$(pct_ms 99% "$work/loaded.wrk")" "$control_wrk")
+        # The pool kept full without a storm: one closed-loop connection per worker and per
+        # queue slot, each waiting for its answer (few 503s, no retry storm).
+        start_server
+        wrk -t1 -c"$fill" -d"$((2 * probe_secs + 3))s" "http://127.0.0.1:$port/report" \
+            >"$work/fill" &
+        filler=$!
+        sleep 2
+        probes fill
+        wait $filler
+        kill $pid
+        wait $pid 2>/dev/null || true
+        fill_open=$(open_field fill 2)
+        fill_wrk=$(pct_ms 99% "$work/fill.wrk")
     fi
     u99=$(pct_ms 99% "$work/unloaded.wrk")
     l99=$(pct_ms 99% "$work/loaded.wrk")
@@ -174,7 +195,7 @@ for run in $(seq "$runs"); do
     echo "$run $(open_field unloaded 1) $(open_field unloaded 2) $(open_field loaded 1) \
 $(open_field loaded 2) $(ratio "$(open_field loaded 2)" "$(open_field unloaded 2)") \
 $(pct_ms 50% "$work/unloaded.wrk") $u99 $(pct_ms 50% "$work/loaded.wrk") $l99 $(ratio "$l99" "$u99") \
-$answers $shed $errors $(cat "$work/rss") $control_open $control_wrk $loop_pct $versus_open $versus_wrk" >>"$work/results"
+$answers $shed $errors $(cat "$work/rss") $control_open $control_wrk $loop_pct $versus_open $versus_wrk $fill_open $fill_wrk" >>"$work/results"
 done
 
 # Prints "median (min-max)" of column $1 ("-" when the phase did not run).
@@ -190,10 +211,10 @@ echo "Retry storm: \`$bin\` \`$server_args\`${slice_us:+, loop slice ${slice_us}
 echo "\`/healthz\` probes for ${probe_secs}s each (open-loop at $rate req/s, then closed-loop \`wrk -c1\`);"
 echo "median (min-max) of $runs runs; commit $(git rev-parse --short HEAD), $(uname -r), $(nproc) CPUs."
 echo
-echo "| probe | p50 unloaded (ms) | p99 unloaded | p50 loaded | p99 loaded | p99 ratio |${control:+ p99, busy cores only | p99 loaded / busy cores |}"
-echo "| --- | --- | --- | --- | --- | --- |${control:+ --- | --- |}"
-echo "| open-loop, $rate req/s | $(summary 2) | $(summary 3) | $(summary 4) | $(summary 5) | $(summary 6) |${control:+ $(summary 16) | $(summary 19) |}"
-echo "| closed-loop, wrk -c1 | $(summary 7) | $(summary 8) | $(summary 9) | $(summary 10) | $(summary 11) |${control:+ $(summary 17) | $(summary 20) |}"
+echo "| probe | p50 unloaded (ms) | p99 unloaded | p50 loaded | p99 loaded | p99 ratio |${control:+ p99, busy cores only | p99 loaded / busy cores | p99, pool full, no storm |}"
+echo "| --- | --- | --- | --- | --- | --- |${control:+ --- | --- | --- |}"
+echo "| open-loop, $rate req/s | $(summary 2) | $(summary 3) | $(summary 4) | $(summary 5) | $(summary 6) |${control:+ $(summary 16) | $(summary 19) | $(summary 21) |}"
+echo "| closed-loop, wrk -c1 | $(summary 7) | $(summary 8) | $(summary 9) | $(summary 10) | $(summary 11) |${control:+ $(summary 17) | $(summary 20) | $(summary 22) |}"
 echo
 echo "| storm answers/s | 503/s | loop CPU, storm alone (% of a core) | socket errors | peak RSS (MiB) |"
 echo "| --- | --- | --- | --- | --- |"
