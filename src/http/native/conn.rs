@@ -64,9 +64,12 @@ const LINGER_BYTES: usize = 64 * 1024;
 /// doubled for each further `503` in a row up to [`SHED_PAUSE_MAX`]; see [`shed_pause`].
 const SHED_PAUSE: Duration = Duration::from_millis(1);
 
-/// The longest pause after a run of `503`s: well under the `Retry-After: 1` they carry, so a
-/// client that honours it never waits for the pause.
-const SHED_PAUSE_MAX: Duration = Duration::from_millis(256);
+/// The longest pause after a run of `503`s: the least `Retry-After` a shed request is given
+/// (one second), so a client that honours it never waits for the pause; it is reached after
+/// eleven `503`s in a row. A cap of 256 ms left a storm of 80 clients retrying at once at
+/// ~300 refusals a second, and the loop's wake-ups for them lengthened an open-loop probe's
+/// p99 under the storm about fivefold (`scripts/retry_storm.sh`; at 1 s, ~120 a second).
+const SHED_PAUSE_MAX: Duration = Duration::from_secs(1);
 
 /// Why a connection stops.
 enum Stop {
@@ -741,6 +744,7 @@ mod tests {
         assert_eq!(shed_pause(1), SHED_PAUSE);
         assert_eq!(shed_pause(2), SHED_PAUSE * 2);
         assert_eq!(shed_pause(9), Duration::from_millis(256));
+        assert_eq!(shed_pause(11), Duration::from_secs(1));
         assert_eq!(shed_pause(u32::MAX), SHED_PAUSE_MAX);
     }
 
