@@ -21,8 +21,6 @@ pub(crate) struct Head {
     /// The request, with neither a peer address nor a body yet; its header fields point into
     /// the head's bytes, and a target in origin form is a span of them.
     pub(crate) request: Request,
-    /// `true` for HTTP/1.0.
-    pub(crate) http10: bool,
     /// How the body is delimited.
     pub(crate) body: BodyKind,
     /// Whether the client allows the connection to stay open after this request.
@@ -53,12 +51,12 @@ impl PartialEq for Head {
             && self.target() == other.target()
             && self.request.headers().eq(other.request.headers())
             && (
-                self.http10,
+                self.request.is_http10(),
                 self.body,
                 self.keep_alive,
                 self.expect_continue,
             ) == (
-                other.http10,
+                other.request.is_http10(),
                 other.body,
                 other.keep_alive,
                 other.expect_continue,
@@ -287,7 +285,7 @@ pub(crate) fn parse_head(bytes: Vec<u8>, max_headers: usize) -> Result<Head, Rej
     }
     let method = crate::request::method_name(method);
     request.set_line(method, target, http10);
-    fields.into_head(request, http10)
+    fields.into_head(request)
 }
 
 /// Runs `httparse` over a complete head, mapping its errors to rejections.
@@ -408,7 +406,8 @@ impl Fields {
     }
 
     /// Applies the rules that look at all fields together and builds the [`Head`].
-    fn into_head(self, request: Request, http10: bool) -> Result<Head, Reject> {
+    fn into_head(self, request: Request) -> Result<Head, Reject> {
+        let http10 = request.is_http10();
         // Without a final chunked coding the body length cannot be known: 400 and close
         // (RFC 9112 §6.3). With one, other codings are only unsupported: 501.
         if self.saw_te && !self.chunked {
@@ -438,7 +437,6 @@ impl Fields {
         };
         Ok(Head {
             request,
-            http10,
             body,
             keep_alive: !self.close && (!http10 || self.keep_alive_token),
             expect_continue: self.expect_continue && body != BodyKind::Empty,
@@ -552,7 +550,7 @@ mod tests {
     fn simple_get() {
         let h = head("GET /a?b=1 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         assert_eq!((h.method(), h.target()), ("GET", "/a?b=1"));
-        assert!(h.keep_alive && !h.http10);
+        assert!(h.keep_alive && !h.request.is_http10());
         assert_eq!(h.body, BodyKind::Empty);
     }
 

@@ -206,7 +206,7 @@ proptest! {
         let (head, body, rest) = whole;
         prop_assert_eq!(head.method(), spec.method.as_str());
         prop_assert_eq!(head.target(), spec.target.as_str());
-        prop_assert_eq!(head.http10, spec.http10);
+        prop_assert_eq!(head.request.is_http10(), spec.http10);
         prop_assert_eq!(&body, &spec.body);
         prop_assert_eq!(&rest[..], &next[..]);
         prop_assert_eq!(head.body == BodyKind::Chunked, spec.is_chunked() );

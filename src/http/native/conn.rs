@@ -643,7 +643,7 @@ fn begin(head: Head, peer: Option<SocketAddr>) -> (Request, Framing) {
         expect_continue: head.expect_continue,
         exchange: Exchange {
             head_request: req.method() == "HEAD",
-            http10: head.http10,
+            http10: req.is_http10(),
             keep_alive: head.keep_alive,
         },
     };

@@ -77,7 +77,7 @@ pub(super) fn check(
         body: head.body,
         exchange: Exchange {
             head_request: request.method() == "HEAD",
-            http10: head.http10,
+            http10: request.is_http10(),
             keep_alive: head.keep_alive,
         },
     };
