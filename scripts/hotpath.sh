@@ -140,10 +140,7 @@ $(echo "$cpu0 $cpu1" | awk '{printf "%.0f %.0f", ($3 - $1) / ($4 - $2) * 100, ($
 
 # Prints "median (min-max)" of column $2 for server $1.
 summary() {
-    awk -v n="$1" -v c="$2" '$1 == n {print $c}' "$work/results" | sort -g |
-        awk '{v[NR] = $1} END {
-            m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-            printf "%s (%s-%s)", m, v[1], v[NR] }'
+    awk -v n="$1" -v c="$2" '$1 == n {print $c}' "$work/results" | median_spread
 }
 
 : >"$work/results"
@@ -172,9 +169,7 @@ if [[ ",$only," == *,axum-ct,* ]]; then
         [ "$name" = axum-ct ] && continue
         echo "- $name: $(awk -v n="$name" '$1 == "axum-ct" {base[$2] = $6} $1 == n {mine[$2] = $6}
             END {for (r in mine) if (r in base) printf "%.2f\n", mine[r] / base[r]}' "$work/results" |
-            sort -g | awk '{v[NR] = $1} END {
-                m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-                printf "%.2fx (%.2f-%.2f)", m, v[1], v[NR] }')"
+            median_spread "%.2fx (%.2f-%.2f)")"
     done
 fi
 echo

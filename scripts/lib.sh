@@ -11,6 +11,15 @@ wait_port() {
     exit 1
 }
 
+# Reads numbers, one per line, and prints "median (min-max)" with printf format $1 [%s (%s-%s)];
+# prints nothing for no numbers.
+median_spread() {
+    sort -g | awk -v f="${1:-%s (%s-%s)}" '{v[NR] = $1} END {
+        if (!NR) exit
+        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        printf f, m, v[1], v[NR] }'
+}
+
 # Prints the user and system CPU ticks of process $1 (all its threads), space-separated.
 cpu_ticks() {
     awk '{print $14, $15}' "/proc/$1/stat"

@@ -200,11 +200,11 @@ done
 
 # Prints "median (min-max)" of column $1 ("-" when the phase did not run).
 summary() {
-    awk -v c="$1" '{print $c}' "$work/results" | sort -g |
-        awk '$1 == "-" {dash = 1} {v[NR] = $1} END {
-            if (dash) { printf "-"; exit }
-            m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-            printf "%s (%s-%s)", m, v[1], v[NR] }'
+    if awk -v c="$1" '$c == "-" {found = 1} END {exit !found}' "$work/results"; then
+        printf -- "-"
+    else
+        awk -v c="$1" '{print $c}' "$work/results" | median_spread
+    fi
 }
 
 echo "Retry storm: \`$bin\` \`$server_args\`${slice_us:+, loop slice ${slice_us} µs}${loop_nice:+, loop at nice $loop_nice}, $clients wrk connections on \`/report\`;"
