@@ -139,8 +139,8 @@ pub(crate) fn serve(
     async move {
         let mut first = true;
         loop {
-            if conn.shed_streak > 0 && !conn.pause_after_shed().await {
-                return;
+            if conn.shed_streak > 0 {
+                conn.pause_after_shed().await;
             }
             if conn.buf.is_empty() {
                 if let Err(stop) = conn.wait_for_request(first).await {
@@ -196,25 +196,18 @@ impl Conn {
         }
     }
 
-    /// Waits out the pause after a `503`; `false` if a graceful shutdown began meanwhile.
+    /// Waits out the pause after a `503`, or until a graceful shutdown begins.
     ///
     /// A client that retries shed work at once would otherwise keep the loop busy refusing
     /// it (tens of thousands of `503`s a second), and every other connection's request would
     /// wait its turn behind those refusals. Paused, the connection costs nothing: its retry
-    /// waits in the socket buffer, unread, while the loop serves everyone else.
-    async fn pause_after_shed(&mut self) -> bool {
+    /// waits in the socket buffer, unread, while the loop serves everyone else. A shutdown
+    /// ends the pause rather than the connection: a request already sent is then read and
+    /// answered (with `Connection: close`) like any other, not reset unread.
+    async fn pause_after_shed(&mut self) {
         let stopping = self.state.stopped();
         let pause = shed_pause(self.shed_streak);
-        async {
-            Sleep::after(pause).await;
-            true
-        }
-        .or(async move {
-            stopping.await;
-            false
-        })
-        .await
-            && !self.state.is_stopping()
+        Sleep::after(pause).or(stopping).await;
     }
 
     /// Waits, with no buffer held, for the first bytes of the next request.
