@@ -38,6 +38,11 @@ impl TcpListener {
         self.0.readable().await
     }
 
+    /// Returns the socket.
+    pub(crate) fn get_ref(&self) -> &net::TcpListener {
+        self.0.get_ref()
+    }
+
     /// Accepts one pending connection without waiting.
     pub(crate) fn try_accept(&self) -> io::Result<(net::TcpStream, SocketAddr)> {
         self.0.get_ref().accept()

@@ -115,7 +115,6 @@ impl TcpListener {
     }
 
     /// Returns the socket.
-    #[cfg(test)]
     pub(crate) fn get_ref(&self) -> &net::TcpListener {
         &self.source.io
     }

@@ -2,6 +2,7 @@
 //! task of the loop's executor.
 
 mod conn;
+mod door;
 
 use std::io::{self, Write as _};
 use std::rc::Rc;
@@ -27,11 +28,13 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// Connections over `max_connections` are answered with a canned 503 and closed without ever
 /// being registered with the reactor. Accept errors never end the loop: transient ones are
 /// retried at once, resource exhaustion (EMFILE, ENFILE, ENOBUFS, ENOMEM) backs off and is
-/// logged once per episode.
+/// logged once per episode. `bound_here` says the listening socket closes with this process
+/// (not one a supervisor passed), so a stop may shut its door first (see [`door`]).
 pub(crate) async fn accept_loop(
     state: Rc<ServerState>,
     dispatcher: Rc<Dispatcher>,
     listener: rt::TcpListener,
+    bound_here: bool,
 ) {
     let mut backoff = Duration::ZERO;
     loop {
@@ -42,11 +45,21 @@ pub(crate) async fn accept_loop(
                 None
             })
             .await;
-        // Stopping: with a drain delay, take the connections already queued before closing the
-        // listener (closing it would reset them); without one, just close.
         let last_sweep = ready.is_none() || state.is_stopping();
         if last_sweep && state.config().drain_delay.is_zero() {
-            // Dropping the listener refuses new connections at the TCP level.
+            // Dropping the listener refuses new connections at the TCP level (and resets the
+            // ones queued: no drain was asked for).
+            return;
+        }
+        if last_sweep {
+            // Stopping with a drain delay: take the connections already queued before closing
+            // the listener, which would reset them. With the door shut, none completes after
+            // the sweep but the handshakes already under way, which the settle lets finish.
+            if bound_here && door::shut(listener.get_ref()) {
+                take_pending(&state, &dispatcher, &listener, &mut backoff, true).await;
+                Sleep::after(door::HANDSHAKE_SETTLE).await;
+            }
+            take_pending(&state, &dispatcher, &listener, &mut backoff, true).await;
             return;
         }
         if let Some(Err(e)) = ready {
@@ -56,46 +69,57 @@ pub(crate) async fn accept_loop(
             Sleep::after(MAX_BACKOFF).await;
             continue;
         }
-        // Take every pending connection before waiting again.
-        loop {
-            match listener.try_accept() {
-                Ok((stream, peer)) => {
-                    if backoff > Duration::ZERO {
-                        log::info!("accepting connections again");
-                        backoff = Duration::ZERO;
-                    }
-                    let Some(guard) = state.try_open_connection() else {
-                        let _ = stream.set_nonblocking(true);
-                        let _ = (&stream).write(REFUSED);
-                        continue;
-                    };
-                    let _ = stream.set_nodelay(true);
-                    let Ok(stream) = rt::TcpStream::new(stream) else {
-                        continue;
-                    };
-                    let serve = conn::serve(state.clone(), dispatcher.clone(), stream, peer, guard);
-                    let Some(task) = state.spawn(serve) else {
-                        // The server has stopped.
-                        return;
-                    };
-                    task.detach();
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(_) if last_sweep => break,
-                Err(e) if is_transient(&e) => continue,
-                Err(e) => {
-                    if backoff == Duration::ZERO {
-                        log::error!("accept failed: {e}; backing off and retrying");
-                        state.count_accept_error();
-                    }
-                    backoff = (backoff * 2).clamp(Duration::from_millis(10), MAX_BACKOFF);
-                    Sleep::after(backoff).await;
-                    break;
-                }
-            }
-        }
-        if last_sweep {
+        if !take_pending(&state, &dispatcher, &listener, &mut backoff, false).await {
             return;
+        }
+    }
+}
+
+/// Takes every pending connection, spawning a task for each; `false` once the server has
+/// stopped. In the `last` sweep of a stop an accept error ends the sweep rather than backing
+/// off.
+async fn take_pending(
+    state: &Rc<ServerState>,
+    dispatcher: &Rc<Dispatcher>,
+    listener: &rt::TcpListener,
+    backoff: &mut Duration,
+    last: bool,
+) -> bool {
+    loop {
+        match listener.try_accept() {
+            Ok((stream, peer)) => {
+                if *backoff > Duration::ZERO {
+                    log::info!("accepting connections again");
+                    *backoff = Duration::ZERO;
+                }
+                let Some(guard) = state.try_open_connection() else {
+                    let _ = stream.set_nonblocking(true);
+                    let _ = (&stream).write(REFUSED);
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let Ok(stream) = rt::TcpStream::new(stream) else {
+                    continue;
+                };
+                let serve = conn::serve(state.clone(), dispatcher.clone(), stream, peer, guard);
+                let Some(task) = state.spawn(serve) else {
+                    // The server has stopped.
+                    return false;
+                };
+                task.detach();
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(e) if is_transient(&e) => continue,
+            Err(_) if last => return true,
+            Err(e) => {
+                if *backoff == Duration::ZERO {
+                    log::error!("accept failed: {e}; backing off and retrying");
+                    state.count_accept_error();
+                }
+                *backoff = (*backoff * 2).clamp(Duration::from_millis(10), MAX_BACKOFF);
+                Sleep::after(*backoff).await;
+                return true;
+            }
         }
     }
 }
