@@ -1,7 +1,8 @@
 //! Graceful shutdown: in-flight requests finish (with `Connection: close`), idle connections close
 //! at once, new connections are refused, and the server returns within the drain deadline; a
 //! second request stops at once; a passed drain deadline closes what is left without a partial
-//! response.
+//! response; with a drain delay no connection the kernel completed is reset at the listener's
+//! close, and a connection paused after `503`s still answers the request it was sent.
 
 mod common;
 
@@ -323,4 +324,50 @@ fn storm_client(
         }
     }
     answered
+}
+
+/// A graceful stop that begins while a connection is paused after a run of `503`s (up to 1 s,
+/// see docs/operations.md) ends the pause, not the connection: the request the client already
+/// sent is read and answered with `Connection: close` instead of being reset unread (behind
+/// nginx, a POST caught there was a 502).
+#[test]
+fn a_stop_during_the_pause_after_503s_answers_the_request_already_sent() {
+    let server = start_with(
+        common::builder().drain_delay(Duration::from_millis(50)),
+        || {
+            Router::new()
+                .get("/fast", |_req| async { "fast" })
+                .get("/busy", |_req| async {
+                    steadyloop::Response::text("busy\n").with_status(503)
+                })
+        },
+    );
+    let addr = server.local_addr();
+    let mut stream = connect(addr);
+    let mut pending = Vec::new();
+    // Eleven 503s in a row: the pause before the next read is 1 ms doubled ten times, at its
+    // 1 s cap.
+    for _ in 0..11 {
+        stream
+            .write_all(b"GET /busy HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let response = common::read_response(&mut stream, &mut pending, false);
+        assert_eq!(response.status, 503);
+    }
+    // Sent while the connection pauses; the stop (after the 50 ms drain delay) comes well
+    // inside the pause.
+    stream
+        .write_all(b"GET /fast HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    server.shutdown_handle().shutdown();
+    let responses = common::parse_responses(&read_until_close(&mut stream));
+    assert_eq!(
+        responses.len(),
+        1,
+        "the request sent during the pause got no answer"
+    );
+    assert_eq!(responses[0].status, 200);
+    assert_eq!(responses[0].text(), "fast");
+    assert_eq!(responses[0].header("connection"), Some("close"));
+    join_within(server, SLACK).expect("server returns");
 }
