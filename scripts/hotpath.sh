@@ -24,6 +24,8 @@
 #   --runs N     repeats per server [3]
 #   --secs S     measured wrk duration per repeat [5]
 #   --conns C    wrk connections [32]
+#   --pipeline N send N requests per write on each connection (a wrk Lua script), so wrk
+#                spends far less CPU per request and req/s can measure the server [1: none]
 #   --only LIST  comma-separated subset of:
 #                steadyloop,steadyloop-bare,steadyloop-o3,axum-2w,axum-ct,axum-ct-layers [all]
 #   --before BIN also run BIN, a steadyloop demo binary built from another commit, as
@@ -38,6 +40,7 @@ source scripts/lib.sh
 runs=3
 secs=5
 conns=32
+pipeline=1
 only="steadyloop,steadyloop-bare,steadyloop-o3,axum-2w,axum-ct,axum-ct-layers"
 before=""
 while [ $# -gt 0 ]; do
@@ -45,6 +48,7 @@ while [ $# -gt 0 ]; do
         --runs) runs=$2; shift 2 ;;
         --secs) secs=$2; shift 2 ;;
         --conns) conns=$2; shift 2 ;;
+        --pipeline) pipeline=$2; shift 2 ;;
         --only) only=$2; shift 2 ;;
         --before) before=$2; shift 2 ;;
         *) sed -n '2,/^set -e/p' "$0" | sed 's/^# \{0,1\}//; /^set -e/d' >&2; exit 2 ;;
@@ -58,6 +62,19 @@ port=18300
 tick=$(getconf CLK_TCK)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+script=()
+if [ "$pipeline" -gt 1 ]; then
+    # wrk counts every response, and writes the next batch once the whole batch is answered.
+    cat >"$work/pipeline.lua" <<EOF
+init = function(args)
+    local batch = {}
+    for i = 1, $pipeline do batch[i] = wrk.format(nil, "/healthz") end
+    req = table.concat(batch)
+end
+request = function() return req end
+EOF
+    script=(-s "$work/pipeline.lua")
+fi
 
 echo "Building (release)..." >&2
 cargo build --release --quiet --bin steadyloop
@@ -99,7 +116,7 @@ measure() {
     taskset -c 0 $(server_cmd "$name" $port) >/dev/null 2>&1 &
     local pid=$!
     wait_port $port
-    taskset -c 1 wrk -t1 -c"$conns" -d1s "http://127.0.0.1:$port/healthz" >/dev/null
+    taskset -c 1 wrk -t1 -c"$conns" "${script[@]}" -d1s "http://127.0.0.1:$port/healthz" >/dev/null
     local events="-e raw_syscalls:sys_enter"
     for s in $detail; do
         if [ -d "/sys/kernel/tracing/events/syscalls/sys_enter_$s" ] ||
@@ -116,7 +133,7 @@ measure() {
     local cpu0 cpu1
     cpu0=$(cpu_busy 0)
     cpu1=$(cpu_busy 1)
-    taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" "http://127.0.0.1:$port/healthz" >"$work/wrk"
+    taskset -c 1 wrk -t1 -c"$conns" "${script[@]}" -d"${secs}s" "http://127.0.0.1:$port/healthz" >"$work/wrk"
     cpu0="$cpu0 $(cpu_busy 0)"
     cpu1="$cpu1 $(cpu_busy 1)"
     kill -INT $perf
@@ -138,6 +155,12 @@ $(echo "$before $after" | awk -v r="$reqs" -v k="$tick" '{u = ($3 - $1) / k / r 
 $(echo "$cpu0 $cpu1" | awk '{printf "%.0f %.0f", ($3 - $1) / ($4 - $2) * 100, ($7 - $5) / ($8 - $6) * 100}')" >>"$work/results"
 }
 
+# Prints, one per repeat, column $3 of server $2 over the same column of server $1.
+ratio_to() {
+    awk -v b="$1" -v n="$2" -v c="$3" '$1 == b {base[$2] = $c} $1 == n {mine[$2] = $c}
+        END {for (r in mine) if (r in base) printf "%.2f\n", mine[r] / base[r]}' "$work/results"
+}
+
 # Prints "median (min-max)" of column $2 for server $1.
 summary() {
     awk -v n="$1" -v c="$2" '$1 == n {print $c}' "$work/results" | median_spread
@@ -152,7 +175,9 @@ for run in $(seq "$runs"); do
     done
 done
 
-echo "Light keep-alive requests, \`wrk -t1 -c$conns -d${secs}s\` on \`GET /healthz\`, server on CPU 0,"
+shape=""
+[ "$pipeline" -le 1 ] || shape=", $pipeline requests pipelined per write"
+echo "Light keep-alive requests, \`wrk -t1 -c$conns -d${secs}s\` on \`GET /healthz\`$shape, server on CPU 0,"
 echo "wrk on CPU 1; median (min-max) of $runs runs; commit $(git rev-parse --short HEAD), $(uname -r)."
 echo
 echo "| server | syscalls / request | server CPU / request (µs) | user (µs) | system (µs) | req/s | CPU 0 (server) busy % | CPU 1 (wrk) busy % |"
@@ -167,9 +192,17 @@ if [[ ",$only," == *,axum-ct,* ]]; then
     echo
     for name in ${only//,/ }; do
         [ "$name" = axum-ct ] && continue
-        echo "- $name: $(awk -v n="$name" '$1 == "axum-ct" {base[$2] = $6} $1 == n {mine[$2] = $6}
-            END {for (r in mine) if (r in base) printf "%.2f\n", mine[r] / base[r]}' "$work/results" |
-            median_spread "%.2fx (%.2f-%.2f)")"
+        echo "- $name: $(ratio_to axum-ct "$name" 6 | median_spread "%.2fx (%.2f-%.2f)")"
+    done
+fi
+if [[ ",$only," == *,axum-2w,* ]]; then
+    echo
+    echo "req/s over axum-2w's in the same repeat (meaningful only where the server's CPU, not"
+    echo "wrk's, is the one near 100%), median (min-max) over the $runs repeats:"
+    echo
+    for name in ${only//,/ }; do
+        [ "$name" = axum-2w ] && continue
+        echo "- $name: $(ratio_to axum-2w "$name" 4 | median_spread "%.2fx (%.2f-%.2f)")"
     done
 fi
 echo
