@@ -223,8 +223,7 @@ impl ServerBuilder {
     pub fn build(self, router: Router) -> Result<Server> {
         // The loop runs on this thread (a `Server` is `!Send`): its reactor is made here.
         crate::rt::prepare();
-        let passed = activation::is_activation_addr(&self.config.addr);
-        let listener = if passed {
+        let listener = if activation::is_activation_addr(&self.config.addr) {
             if self.config.frontend != Frontend::Native {
                 return Err(Error::Config(format!(
                     "address {:?}: socket activation needs the native front end",
@@ -249,7 +248,7 @@ impl ServerBuilder {
         let state = Rc::new(state);
         let dispatcher = Rc::new(Dispatcher::new(router, state.clone())?);
         let listener = match state.config().frontend {
-            Frontend::Native => Listener::Native(crate::rt::TcpListener::new(listener)?, !passed),
+            Frontend::Native => Listener::Native(crate::rt::TcpListener::new(listener)?),
             #[cfg(feature = "tiny_http")]
             Frontend::TinyHttp => Listener::Tiny(crate::http::tiny::Bridge::start(
                 listener,

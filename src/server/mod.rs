@@ -155,8 +155,8 @@ impl Server {
             spawn_on_loop(&state, signals.run(control.clone())).detach();
         }
         let accept = match listener {
-            Listener::Native(listener, bound_here) => {
-                let accept = native::accept_loop(state.clone(), dispatcher, listener, bound_here);
+            Listener::Native(listener) => {
+                let accept = native::accept_loop(state.clone(), dispatcher, listener);
                 spawn_on_loop(&state, accept)
             }
             #[cfg(feature = "tiny_http")]
@@ -248,9 +248,8 @@ impl fmt::Debug for Server {
 
 /// The listening side of the chosen front end.
 pub(super) enum Listener {
-    /// The native front end's listening socket, accepted from on the loop, and whether this
-    /// process bound it (rather than took it from a supervisor, whose socket outlives it).
-    Native(rt::TcpListener, bool),
+    /// The native front end's listening socket, accepted from on the loop.
+    Native(rt::TcpListener),
     /// The tiny_http front end, already accepting on its own threads.
     #[cfg(feature = "tiny_http")]
     Tiny(crate::http::tiny::Bridge),

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use futures_lite::FutureExt;
 
+use crate::activation;
 use crate::router::Dispatcher;
 use crate::rt::{self, Sleep};
 use crate::server::state::ServerState;
@@ -28,13 +29,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// Connections over `max_connections` are answered with a canned 503 and closed without ever
 /// being registered with the reactor. Accept errors never end the loop: transient ones are
 /// retried at once, resource exhaustion (EMFILE, ENFILE, ENOBUFS, ENOMEM) backs off and is
-/// logged once per episode. `bound_here` says the listening socket closes with this process
-/// (not one a supervisor passed), so a stop may shut its door first (see [`door`]).
+/// logged once per episode.
 pub(crate) async fn accept_loop(
     state: Rc<ServerState>,
     dispatcher: Rc<Dispatcher>,
     listener: rt::TcpListener,
-    bound_here: bool,
 ) {
     let mut backoff = Duration::ZERO;
     loop {
@@ -54,8 +53,10 @@ pub(crate) async fn accept_loop(
         if last_sweep {
             // Stopping with a drain delay: take the connections already queued before closing
             // the listener, which would reset them. With the door shut, none completes after
-            // the sweep but the handshakes already under way, which the settle lets finish.
-            if bound_here && door::shut(listener.get_ref()) {
+            // the sweep but the handshakes already under way, which the settle lets finish. A
+            // socket a supervisor passed outlives this process, and keeps no filter of ours.
+            let passed = activation::is_activation_addr(&state.config().addr);
+            if !passed && door::shut(listener.get_ref()) {
                 take_pending(&state, &dispatcher, &listener, &mut backoff, true).await;
                 Sleep::after(door::HANDSHAKE_SETTLE).await;
             }
