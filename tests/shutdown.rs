@@ -8,6 +8,7 @@ mod common;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -271,7 +272,7 @@ fn a_stop_with_a_drain_delay_resets_no_connection_it_let_complete() {
             || Router::new().get("/fast", |_req| async { "fast" }),
         );
         let addr = server.local_addr();
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
         let clients: Vec<_> = (0..STORM_CLIENTS)
             .map(|_| {
                 let (stop, lost) = (stop.clone(), lost.clone());
@@ -281,7 +282,7 @@ fn a_stop_with_a_drain_delay_resets_no_connection_it_let_complete() {
         // Let the storm run into the server before the stop, then through the stop.
         thread::sleep(Duration::from_millis(30));
         server.shutdown().unwrap();
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        stop.store(true, Ordering::Relaxed);
         answered += clients
             .into_iter()
             .map(|c| c.join().unwrap())
@@ -303,11 +304,11 @@ fn a_stop_with_a_drain_delay_resets_no_connection_it_let_complete() {
 fn storm_client(
     addr: SocketAddr,
     round: usize,
-    stop: &std::sync::atomic::AtomicBool,
+    stop: &AtomicBool,
     lost: &Mutex<Vec<String>>,
 ) -> usize {
     let mut answered = 0;
-    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+    while !stop.load(Ordering::Relaxed) {
         let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
             continue;
         };
