@@ -48,15 +48,17 @@ fn capture_logs() -> Receiver<String> {
     rx
 }
 
-/// Waits for a log message containing `needle`.
+/// Waits for a log message containing `needle`; a failure shows the messages seen meanwhile.
 fn wait_for_log(logs: &Receiver<String>, needle: &str) -> String {
+    let mut seen = Vec::new();
     loop {
         let message = logs
             .recv_timeout(Duration::from_secs(10))
-            .unwrap_or_else(|_| panic!("no log message containing {needle:?}"));
+            .unwrap_or_else(|_| panic!("no log message containing {needle:?}; seen: {seen:?}"));
         if message.contains(needle) {
             return message;
         }
+        seen.push(message);
     }
 }
 
